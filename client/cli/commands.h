@@ -1,0 +1,33 @@
+// The `surge` CLI's commands, each a function from parsed arguments to a
+// status (printed by main as "CODE: message").
+#ifndef SURGE_CLIENT_CLI_COMMANDS_H_
+#define SURGE_CLIENT_CLI_COMMANDS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "client/cpp/surge_client.h"
+
+namespace surge::cli {
+
+struct ImportArgs {
+  std::string job;
+  std::string file;
+  std::string unit = "examples";  // for a job that import creates
+  int batch_records = 4096;
+  double timeout_s = 120;  // give up when the server makes no progress this long
+};
+
+absl::Status ListJobs(client::SurgeClient& client, bool json);
+absl::Status ShowJob(client::SurgeClient& client, const std::string& job, bool json);
+absl::Status CreateJob(client::SurgeClient& client, const std::string& job,
+                       const std::string& unit, const std::string& description, bool json);
+absl::Status DeleteJob(client::SurgeClient& client, const std::string& job, bool json);
+absl::Status ListRuns(client::SurgeClient& client, const std::string& job, bool json);
+absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
+                         const std::string& run, const std::string& format);
+absl::Status Import(client::SurgeClient& client, const ImportArgs& args);
+
+}  // namespace surge::cli
+
+#endif  // SURGE_CLIENT_CLI_COMMANDS_H_

@@ -1,0 +1,99 @@
+// surge: the command-line client. Parses arguments (CLI11) and runs one
+// command; errors print "CODE: message" on stderr and exit 1.
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/status/status.h"
+#include "client/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"surge: optimal learning rate for a batch size, from your training telemetry.\n"
+               "Server address from --server or $SURGE_SERVER (default 127.0.0.1:50051)."};
+  app.require_subcommand(1);
+  std::string server = "127.0.0.1:50051";
+  double timeout_s = 30;
+  app.add_option("--server", server, "surge-server address host:port")
+      ->envname("SURGE_SERVER");
+  app.add_option("--timeout", timeout_s, "deadline of each call, seconds")->check(CLI::PositiveNumber);
+
+  bool json = false;
+  std::string job_name, run_name, unit = "examples", description, format = "csv";
+
+  auto* jobs = app.add_subcommand("jobs", "List jobs with their run and record counts");
+  jobs->add_flag("--json", json, "print the ListJobsResponse as JSON");
+
+  auto* job = app.add_subcommand("job", "Show, create or delete one job");
+  job->require_subcommand(1);
+  auto* job_show = job->add_subcommand("show", "Show a job");
+  job_show->add_option("job", job_name, "job name")->required();
+  job_show->add_flag("--json", json, "print the Job as JSON");
+  auto* job_create = job->add_subcommand("create", "Create a job");
+  job_create->add_option("job", job_name, "job name")->required();
+  job_create->add_option("--unit", unit, "batch-size unit: examples or tokens")
+      ->check(CLI::IsMember({"examples", "tokens"}));
+  job_create->add_option("--description", description, "free text");
+  job_create->add_flag("--json", json, "print the created Job as JSON");
+  auto* job_delete = job->add_subcommand("delete", "Delete a job with all its runs and records");
+  job_delete->add_option("job", job_name, "job name")->required();
+  job_delete->add_flag("--json", json, "print the DeleteJobResponse as JSON");
+
+  auto* runs = app.add_subcommand("runs", "List the runs of a job");
+  runs->add_option("job", job_name, "job name")->required();
+  runs->add_flag("--json", json, "print the ListRunsResponse as JSON");
+
+  auto* records = app.add_subcommand("records", "Export the records of a job (all pages)");
+  records->add_option("job", job_name, "job name")->required();
+  records->add_option("--run", run_name, "only this run");
+  records->add_option("--format", format, "csv (importable) or json (one Record per line)")
+      ->check(CLI::IsMember({"csv", "json"}));
+  records->add_flag("--json", json, "same as --format json");
+
+  surge::cli::ImportArgs import_args;
+  auto* import = app.add_subcommand(
+      "import",
+      "Stream a CSV of records into a job (header: run,step,examples,batch_size,lr,loss\n"
+      "[,eval_loss][,grad_sq_small,grad_sq_big,b_small,b_big]); creates the job and runs");
+  import->add_option("--job", import_args.job, "job name (created if missing)")->required();
+  import->add_option("file", import_args.file, "CSV file")->required();
+  import->add_option("--unit", import_args.unit, "batch-size unit if the job is created")
+      ->check(CLI::IsMember({"examples", "tokens"}));
+  import->add_option("--batch-records", import_args.batch_records, "records per ingest batch")
+      ->check(CLI::Range(1, 100000));
+  import->add_option("--ingest-timeout", import_args.timeout_s,
+                     "give up when the server accepts nothing for this many seconds")
+      ->check(CLI::PositiveNumber);
+
+  CLI11_PARSE(app, argc, argv);
+
+  surge::client::ClientOptions options;
+  options.target = server;
+  options.call_timeout = absl::Seconds(timeout_s);
+  surge::client::SurgeClient client(options);
+
+  absl::Status status;
+  if (*jobs) {
+    status = surge::cli::ListJobs(client, json);
+  } else if (*job_show) {
+    status = surge::cli::ShowJob(client, job_name, json);
+  } else if (*job_create) {
+    status = surge::cli::CreateJob(client, job_name, unit, description, json);
+  } else if (*job_delete) {
+    status = surge::cli::DeleteJob(client, job_name, json);
+  } else if (*runs) {
+    status = surge::cli::ListRuns(client, job_name, json);
+  } else if (*records) {
+    status = surge::cli::ListRecords(client, job_name, run_name, json ? "json" : format);
+  } else if (*import) {
+    status = surge::cli::Import(client, import_args);
+  }
+  if (!status.ok()) {
+    std::cerr << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+    if (status.code() == absl::StatusCode::kUnavailable) {
+      std::cerr << "(is surge-server running at " << server << "? set --server or SURGE_SERVER)\n";
+    }
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+// Implementation of SurgeClient: one unary call per method, each with a deadline.
+#include "client/cpp/surge_client.h"
+
+#include <grpcpp/create_channel.h>
+
+#include <chrono>
+
+namespace surge::client {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  // Reconnect quickly after a server restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+}
+
+SurgeClient::SurgeClient(const ClientOptions& options)
+    : options_(options), channel_(MakeChannel(options)), stub_(surge::v1::Surge::NewStub(channel_)) {}
+
+void SurgeClient::SetDeadline(grpc::ClientContext* context) const {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::microseconds(absl::ToInt64Microseconds(options_.call_timeout)));
+}
+
+// Every unary method has the same shape: context with deadline, call, convert.
+#define SURGE_UNARY_CALL(Method, request, Response)                        \
+  grpc::ClientContext context;                                            \
+  SetDeadline(&context);                                                  \
+  Response response;                                                      \
+  grpc::Status status = stub_->Method(&context, request, &response);      \
+  if (!status.ok()) return FromGrpcStatus(status);                        \
+  return response
+
+absl::StatusOr<surge::v1::Job> SurgeClient::CreateJob(const surge::v1::Job& job) {
+  surge::v1::CreateJobRequest request;
+  *request.mutable_job() = job;
+  SURGE_UNARY_CALL(CreateJob, request, surge::v1::Job);
+}
+
+absl::StatusOr<surge::v1::Job> SurgeClient::GetJob(const std::string& name) {
+  surge::v1::GetJobRequest request;
+  request.set_name(name);
+  SURGE_UNARY_CALL(GetJob, request, surge::v1::Job);
+}
+
+absl::StatusOr<surge::v1::ListJobsResponse> SurgeClient::ListJobs() {
+  surge::v1::ListJobsRequest request;
+  SURGE_UNARY_CALL(ListJobs, request, surge::v1::ListJobsResponse);
+}
+
+absl::StatusOr<surge::v1::DeleteJobResponse> SurgeClient::DeleteJob(const std::string& name) {
+  surge::v1::DeleteJobRequest request;
+  request.set_name(name);
+  SURGE_UNARY_CALL(DeleteJob, request, surge::v1::DeleteJobResponse);
+}
+
+absl::StatusOr<surge::v1::Run> SurgeClient::CreateRun(const std::string& job,
+                                                      const surge::v1::Run& run) {
+  surge::v1::CreateRunRequest request;
+  request.set_job(job);
+  *request.mutable_run() = run;
+  SURGE_UNARY_CALL(CreateRun, request, surge::v1::Run);
+}
+
+absl::StatusOr<surge::v1::ListRunsResponse> SurgeClient::ListRuns(const std::string& job) {
+  surge::v1::ListRunsRequest request;
+  request.set_job(job);
+  SURGE_UNARY_CALL(ListRuns, request, surge::v1::ListRunsResponse);
+}
+
+absl::StatusOr<surge::v1::ListRecordsResponse> SurgeClient::ListRecords(
+    const surge::v1::ListRecordsRequest& request) {
+  SURGE_UNARY_CALL(ListRecords, request, surge::v1::ListRecordsResponse);
+}
+
+#undef SURGE_UNARY_CALL
+
+absl::Status SurgeClient::ForEachRecordPage(
+    const std::string& job, const std::string& run, int page_size,
+    const std::function<absl::Status(const surge::v1::ListRecordsResponse&)>& sink) {
+  surge::v1::ListRecordsRequest request;
+  request.set_job(job);
+  request.set_run(run);
+  request.set_page_size(page_size);
+  while (true) {
+    absl::StatusOr<surge::v1::ListRecordsResponse> page = ListRecords(request);
+    if (!page.ok()) return page.status();
+    absl::Status status = sink(*page);
+    if (!status.ok()) return status;
+    if (page->next_page_token().empty()) return absl::OkStatus();
+    request.set_page_token(page->next_page_token());
+  }
+}
+
+}  // namespace surge::client

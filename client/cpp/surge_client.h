@@ -1,0 +1,66 @@
+// SurgeClient: the C++ client library of surge. It owns the channel and the
+// stub, sets a deadline on every call, and turns grpc::Status into
+// absl::Status (same codes). Thread-safe: share one client per process.
+// For streaming records use IngestSession (ingest_session.h).
+#ifndef SURGE_CLIENT_CPP_SURGE_CLIENT_H_
+#define SURGE_CLIENT_CPP_SURGE_CLIENT_H_
+
+#include <grpcpp/channel.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "surge/v1/surge.grpc.pb.h"
+
+namespace surge::client {
+
+struct ClientOptions {
+  std::string target = "127.0.0.1:50051";
+  // Deadline of each unary call.
+  absl::Duration call_timeout = absl::Seconds(30);
+  int max_message_bytes = 64 << 20;
+};
+
+// Converts a gRPC status into the equivalent absl::Status.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+class SurgeClient {
+ public:
+  explicit SurgeClient(const ClientOptions& options);
+
+  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::Job& job);
+  absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
+  absl::StatusOr<surge::v1::ListJobsResponse> ListJobs();
+  absl::StatusOr<surge::v1::DeleteJobResponse> DeleteJob(const std::string& name);
+  absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run);
+  absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const std::string& job);
+  absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(
+      const surge::v1::ListRecordsRequest& request);
+  // Pages through every record of a job (or one run when `run` is not empty),
+  // calling `sink` for each page, in order.
+  absl::Status ForEachRecordPage(
+      const std::string& job, const std::string& run, int page_size,
+      const std::function<absl::Status(const surge::v1::ListRecordsResponse&)>& sink);
+
+  const ClientOptions& options() const { return options_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  surge::v1::Surge::Stub& stub() { return *stub_; }
+
+ private:
+  void SetDeadline(grpc::ClientContext* context) const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<surge::v1::Surge::Stub> stub_;
+};
+
+// Creates the channel the client uses (keepalive on, message size raised).
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+
+}  // namespace surge::client
+
+#endif  // SURGE_CLIENT_CPP_SURGE_CLIENT_H_

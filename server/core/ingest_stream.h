@@ -1,0 +1,69 @@
+// IngestStream: the server side of one Ingest RPC, below the network.
+//
+// The RPC layer feeds it batches (Accept) from its reading thread and pulls
+// acks (NextAck) from a second thread, so acks flow while the client keeps
+// sending. A batch is validated whole and its runs resolved before it is
+// queued; acks advance only over a contiguous prefix of committed batches.
+#ifndef SURGE_SERVER_CORE_INGEST_STREAM_H_
+#define SURGE_SERVER_CORE_INGEST_STREAM_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "server/core/write_queue.h"
+#include "server/store/sqlite_store.h"
+#include "surge/v1/surge.pb.h"
+
+namespace surge::core {
+
+class SurgeCore;
+
+class IngestStream {
+ public:
+  explicit IngestStream(SurgeCore* core) : core_(core) {}
+  ~IngestStream() { Close(); }
+  IngestStream(const IngestStream&) = delete;
+  IngestStream& operator=(const IngestStream&) = delete;
+
+  // Validates and queues one batch. Returns the error that ends the stream
+  // (the batch is then not stored), including a failed earlier commit.
+  absl::Status Accept(std::unique_ptr<surge::v1::IngestRequest> request);
+
+  // Blocks until an ack newer than the last one returned exists; returns
+  // nullopt once the stream is closed and every ack has been handed out.
+  std::optional<surge::v1::IngestResponse> NextAck();
+
+  // Ends input and waits until every queued batch has been committed or failed.
+  void Close();
+
+  // The first commit failure of this stream (ok if none).
+  absl::Status commit_status() const;
+
+ private:
+  absl::StatusOr<store::RunKey> ResolveRun(const std::string& job, const std::string& run);
+  void OnCommitted(uint64_t seq, const absl::StatusOr<BatchResult>& result);
+
+  SurgeCore* const core_;
+  uint64_t last_seq_ = 0;  // only the reading thread touches these two
+  absl::flat_hash_map<std::string, store::RunKey> run_cache_;  // key: job + '\0' + run
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_ = 0;
+  bool closed_ = false;
+  uint64_t committed_seq_ = 0;
+  uint64_t acked_seq_ = 0;
+  int64_t stored_ = 0;
+  int64_t duplicate_ = 0;
+  absl::Status commit_status_;
+};
+
+}  // namespace surge::core
+
+#endif  // SURGE_SERVER_CORE_INGEST_STREAM_H_

@@ -1,0 +1,141 @@
+// Implementation of SurgeCore: validation, then store calls on the right
+// connection (writes on the writer thread, reads from the pool).
+#include "server/core/surge_core.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "server/core/validation.h"
+#include "server/util/status_macros.h"
+
+namespace surge::core {
+namespace {
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& options) {
+  // The writer opens first: it runs the migrations that readers rely on.
+  SURGE_ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> writer,
+                         store::SqliteStore::Open(options.db_path));
+  auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
+  auto readers = std::make_unique<ReaderPool>(options.db_path, options.max_readers);
+  return std::unique_ptr<SurgeCore>(new SurgeCore(std::move(queue), std::move(readers)));
+}
+
+SurgeCore::~SurgeCore() { Shutdown(); }
+
+void SurgeCore::Shutdown() { write_queue_->Stop(); }
+
+absl::StatusOr<surge::v1::Job> SurgeCore::CreateJob(const surge::v1::CreateJobRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateJob(request.job()));
+  surge::v1::Job job = request.job();
+  return write_queue_->Run<surge::v1::Job>(
+      [job](store::SqliteStore& s) { return s.CreateJob(job, NowMicros()); });
+}
+
+absl::StatusOr<surge::v1::Job> SurgeCore::GetJob(const surge::v1::GetJobRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("name", request.name()));
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  return reader->GetJob(request.name());
+}
+
+absl::StatusOr<surge::v1::ListJobsResponse> SurgeCore::ListJobs(
+    const surge::v1::ListJobsRequest&) {
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Job> jobs, reader->ListJobs());
+  surge::v1::ListJobsResponse response;
+  for (auto& job : jobs) *response.add_jobs() = std::move(job);
+  return response;
+}
+
+absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
+    const surge::v1::DeleteJobRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("name", request.name()));
+  std::string name = request.name();
+  SURGE_ASSIGN_OR_RETURN(store::DeleteCounts counts,
+                         write_queue_->Run<store::DeleteCounts>(
+                             [name](store::SqliteStore& s) { return s.DeleteJob(name); }));
+  surge::v1::DeleteJobResponse response;
+  response.set_runs_deleted(counts.runs);
+  response.set_records_deleted(counts.records);
+  return response;
+}
+
+absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(ValidateRun(request.run()));
+  std::string job = request.job();
+  surge::v1::Run run = request.run();
+  return write_queue_->Run<surge::v1::Run>(
+      [job, run](store::SqliteStore& s) { return s.CreateRun(job, run, NowMicros()); });
+}
+
+absl::StatusOr<surge::v1::ListRunsResponse> SurgeCore::ListRuns(
+    const surge::v1::ListRunsRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Run> runs, reader->ListRuns(request.job()));
+  surge::v1::ListRunsResponse response;
+  for (auto& run : runs) *response.add_runs() = std::move(run);
+  return response;
+}
+
+absl::StatusOr<surge::v1::ListRecordsResponse> SurgeCore::ListRecords(
+    const surge::v1::ListRecordsRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  if (!request.run().empty()) SURGE_RETURN_IF_ERROR(ValidateName("run", request.run()));
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: must be in 0..", kMaxPageSize,
+                                                   ", got ", request.page_size()));
+  }
+  int limit = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  store::RecordCursor after;
+  if (!request.page_token().empty()) {
+    SURGE_ASSIGN_OR_RETURN(after, DecodePageToken(request.page_token()));
+  }
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  std::optional<int64_t> run_id;
+  int64_t job_id = 0;
+  if (!request.run().empty()) {
+    SURGE_ASSIGN_OR_RETURN(store::RunKey key, reader->LookupRun(request.job(), request.run()));
+    run_id = key.run_id;
+    job_id = key.job_id;
+  } else {
+    SURGE_ASSIGN_OR_RETURN(job_id, reader->JobId(request.job()));
+  }
+  SURGE_ASSIGN_OR_RETURN(store::RecordPage page,
+                         reader->ListRecords(job_id, run_id, after, limit));
+  surge::v1::ListRecordsResponse response;
+  response.mutable_records()->Reserve(static_cast<int>(page.records.size()));
+  for (auto& r : page.records) *response.add_records() = std::move(r);
+  if (page.next) response.set_next_page_token(EncodePageToken(*page.next));
+  return response;
+}
+
+absl::StatusOr<store::RunKey> SurgeCore::LookupRun(const std::string& job,
+                                                   const std::string& run) {
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  return reader->LookupRun(job, run);
+}
+
+std::string EncodePageToken(const store::RecordCursor& cursor) {
+  return absl::StrCat("r1:", cursor.run_id, ":", cursor.step);
+}
+
+absl::StatusOr<store::RecordCursor> DecodePageToken(const std::string& token) {
+  std::vector<absl::string_view> parts = absl::StrSplit(token, ':');
+  store::RecordCursor cursor;
+  if (parts.size() != 3 || parts[0] != "r1" || !absl::SimpleAtoi(parts[1], &cursor.run_id) ||
+      !absl::SimpleAtoi(parts[2], &cursor.step)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: malformed ('", token, "'); pass next_page_token unchanged"));
+  }
+  return cursor;
+}
+
+}  // namespace surge::core

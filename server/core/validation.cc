@@ -1,0 +1,182 @@
+// Field-by-field validation rules; see validation.h for the contract.
+#include "server/core/validation.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/util/status_macros.h"
+
+namespace surge::core {
+namespace {
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '.' || c == '_' || c == '-';
+}
+
+absl::Status Bad(absl::string_view field, absl::string_view rule, double got) {
+  return absl::InvalidArgumentError(absl::StrFormat("%s: %s, got %g", field, rule, got));
+}
+
+absl::Status CheckFinite(absl::string_view field, double v) {
+  if (!std::isfinite(v)) return Bad(field, "must be finite", v);
+  return absl::OkStatus();
+}
+
+absl::Status CheckNonNegative(absl::string_view field, double v) {
+  if (!std::isfinite(v) || v < 0) return Bad(field, "must be finite and >= 0", v);
+  return absl::OkStatus();
+}
+
+absl::Status CheckUnitInterval(absl::string_view field, double v) {
+  if (!std::isfinite(v) || v < 0 || v >= 1) return Bad(field, "must be in [0, 1)", v);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateName(absl::string_view field, absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": is required"));
+  if (name.size() > 128) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most 128 characters, got ", name.size()));
+  }
+  if (name[0] == '.' || name[0] == '-' || name[0] == '_') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must start with a letter or digit, got '", name, "'"));
+  }
+  for (char c : name) {
+    if (!IsNameChar(c)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": only letters, digits, '.', '_' and '-' are allowed, got '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateJob(const surge::v1::Job& job) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job.name", job.name()));
+  if (job.batch_unit() != surge::v1::BATCH_UNIT_EXAMPLES &&
+      job.batch_unit() != surge::v1::BATCH_UNIT_TOKENS) {
+    return absl::InvalidArgumentError(
+        "job.batch_unit: must be BATCH_UNIT_EXAMPLES or BATCH_UNIT_TOKENS");
+  }
+  if (job.description().size() > 4096) {
+    return absl::InvalidArgumentError("job.description: at most 4096 characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRun(const surge::v1::Run& run) {
+  SURGE_RETURN_IF_ERROR(ValidateName("run.name", run.name()));
+  if (run.batch_size() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run.batch_size: must be > 0, got ", run.batch_size()));
+  }
+  SURGE_RETURN_IF_ERROR(CheckNonNegative("run.base_lr", run.base_lr()));
+  if (run.has_optimizer()) {
+    const auto& opt = run.optimizer();
+    SURGE_RETURN_IF_ERROR(CheckUnitInterval("run.optimizer.beta1", opt.beta1()));
+    SURGE_RETURN_IF_ERROR(CheckUnitInterval("run.optimizer.beta2", opt.beta2()));
+    SURGE_RETURN_IF_ERROR(CheckNonNegative("run.optimizer.eps", opt.eps()));
+    SURGE_RETURN_IF_ERROR(CheckNonNegative("run.optimizer.weight_decay", opt.weight_decay()));
+    if (opt.name().size() > 64) {
+      return absl::InvalidArgumentError("run.optimizer.name: at most 64 characters");
+    }
+  }
+  switch (run.protocol()) {
+    case surge::v1::PROTOCOL_PLAIN:
+    case surge::v1::PROTOCOL_FULL_RUN:
+      if (run.has_parent()) {
+        return absl::InvalidArgumentError(
+            "run.parent: only probe runs (PROTOCOL_PROBE) have a parent stage");
+      }
+      break;
+    case surge::v1::PROTOCOL_PROBE:
+      if (!run.has_parent()) {
+        return absl::InvalidArgumentError(
+            "run.parent: required for PROTOCOL_PROBE (checkpoint step and its loss)");
+      }
+      if (run.parent().checkpoint_step() < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "run.parent.checkpoint_step: must be >= 0, got ", run.parent().checkpoint_step()));
+      }
+      SURGE_RETURN_IF_ERROR(CheckFinite("run.parent.loss", run.parent().loss()));
+      if (!run.parent().base_run().empty()) {
+        SURGE_RETURN_IF_ERROR(ValidateName("run.parent.base_run", run.parent().base_run()));
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "run.protocol: must be PROTOCOL_PLAIN, PROTOCOL_PROBE or PROTOCOL_FULL_RUN");
+  }
+  if (run.has_target_loss()) {
+    SURGE_RETURN_IF_ERROR(CheckFinite("run.target_loss", run.target_loss()));
+  }
+  if (run.labels_size() > 64) {
+    return absl::InvalidArgumentError("run.labels: at most 64 labels");
+  }
+  for (const auto& [key, value] : run.labels()) {
+    if (key.empty() || key.size() > 64) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("run.labels: keys must have 1-64 characters, got '", key, "'"));
+    }
+    if (value.size() > 256) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("run.labels[", key, "]: values have at most 256 characters"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRecord(const surge::v1::Record& r, int index) {
+  auto field = [index](absl::string_view name) {
+    return absl::StrCat("records[", index, "].", name);
+  };
+  if (r.run().empty()) return absl::InvalidArgumentError(field("run") + ": is required");
+  if (r.step() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field("step"), ": must be >= 0, got ", r.step()));
+  }
+  if (r.examples() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field("examples"), ": must be >= 0, got ", r.examples()));
+  }
+  SURGE_RETURN_IF_ERROR(CheckNonNegative(field("lr"), r.lr()));
+  SURGE_RETURN_IF_ERROR(CheckFinite(field("loss"), r.loss()));
+  if (r.has_eval_loss()) SURGE_RETURN_IF_ERROR(CheckFinite(field("eval_loss"), r.eval_loss()));
+  if (r.has_grad_stats()) {
+    const auto& g = r.grad_stats();
+    SURGE_RETURN_IF_ERROR(CheckNonNegative(field("grad_stats.grad_sq_small"), g.grad_sq_small()));
+    SURGE_RETURN_IF_ERROR(CheckNonNegative(field("grad_stats.grad_sq_big"), g.grad_sq_big()));
+    if (g.b_small() < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field("grad_stats.b_small"), ": must be >= 1, got ", g.b_small()));
+    }
+    if (g.b_big() <= g.b_small()) {
+      return absl::InvalidArgumentError(absl::StrCat(field("grad_stats.b_big"),
+                                                     ": must be > b_small (", g.b_small(),
+                                                     "), got ", g.b_big()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateIngestBatch(const surge::v1::IngestRequest& request, uint64_t last_seq) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  if (request.seq() <= last_seq) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "seq: must increase within a stream; got ", request.seq(), " after ", last_seq));
+  }
+  if (request.records_size() > kMaxRecordsPerBatch) {
+    return absl::ResourceExhaustedError(absl::StrCat("records: at most ", kMaxRecordsPerBatch,
+                                                     " per batch, got ", request.records_size(),
+                                                     "; split the batch"));
+  }
+  for (int i = 0; i < request.records_size(); ++i) {
+    SURGE_RETURN_IF_ERROR(ValidateRecord(request.records(i), i));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace surge::core

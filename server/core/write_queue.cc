@@ -1,0 +1,163 @@
+// Implementation of the group-commit writer (see write_queue.h).
+#include "server/core/write_queue.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/util/status_macros.h"
+
+namespace surge::core {
+
+WriteQueue::WriteQueue(std::unique_ptr<store::SqliteStore> writer,
+                       const WriteQueueOptions& options)
+    : options_(options), writer_(std::move(writer)), thread_([this] { Loop(); }) {}
+
+WriteQueue::~WriteQueue() { Stop(); }
+
+absl::Status WriteQueue::SubmitBatch(PendingBatch batch) {
+  size_t n = static_cast<size_t>(batch.request->records_size());
+  std::unique_lock<std::mutex> lock(mu_);
+  // A batch larger than the whole budget is admitted once the queue is empty.
+  space_cv_.wait(lock, [&] {
+    return stopping_ || queued_records_ == 0 || queued_records_ + n <= options_.max_queued_records;
+  });
+  if (stopping_) return absl::UnavailableError("server is shutting down; re-send after reconnect");
+  queued_records_ += n;
+  queue_.emplace_back(std::move(batch));
+  work_cv_.notify_one();
+  return absl::OkStatus();
+}
+
+absl::Status WriteQueue::Enqueue(Task task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return absl::UnavailableError("server is shutting down");
+  queue_.emplace_back(std::move(task));
+  work_cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void WriteQueue::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  space_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+WriteQueueStats WriteQueue::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void WriteQueue::Loop() {
+  std::vector<PendingBatch> group;
+  while (true) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      if (std::holds_alternative<Task>(queue_.front())) {
+        task = std::move(std::get<Task>(queue_.front()));
+        queue_.pop_front();
+      } else {
+        // Gather consecutive batches, up to the per-commit record budget.
+        size_t records = 0;
+        while (!queue_.empty() && std::holds_alternative<PendingBatch>(queue_.front())) {
+          auto& next = std::get<PendingBatch>(queue_.front());
+          size_t n = static_cast<size_t>(next.request->records_size());
+          if (!group.empty() && records + n > options_.max_records_per_commit) break;
+          records += n;
+          group.push_back(std::move(next));
+          queue_.pop_front();
+        }
+        queued_records_ -= records;
+        space_cv_.notify_all();
+      }
+    }
+    if (task) {
+      task(*writer_);
+    } else {
+      CommitGroup(group);
+      group.clear();
+    }
+  }
+}
+
+absl::StatusOr<BatchResult> WriteQueue::WriteBatch(const PendingBatch& batch, int64_t now_us) {
+  // Per run: records added and the highest step, to keep runs' counters.
+  absl::flat_hash_map<int64_t, std::pair<int64_t, int64_t>> per_run;
+  BatchResult result;
+  const auto& records = batch.request->records();
+  for (int i = 0; i < records.size(); ++i) {
+    int64_t run_id = batch.run_ids[static_cast<size_t>(i)];
+    SURGE_ASSIGN_OR_RETURN(bool inserted, writer_->InsertRecord(run_id, records[i]));
+    if (!inserted) {
+      ++result.duplicate;
+      continue;
+    }
+    ++result.stored;
+    auto& [added, max_step] = per_run.try_emplace(run_id, 0, -1).first->second;
+    ++added;
+    max_step = std::max(max_step, records[i].step());
+  }
+  for (const auto& [run_id, counts] : per_run) {
+    SURGE_RETURN_IF_ERROR(writer_->BumpRun(run_id, counts.first, counts.second, now_us));
+  }
+  return result;
+}
+
+void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
+  std::vector<absl::StatusOr<BatchResult>> results;
+  results.reserve(group.size());
+  int64_t now_us = absl::ToUnixMicros(absl::Now());
+
+  absl::Status txn = writer_->Begin();
+  if (txn.ok()) {
+    for (const PendingBatch& batch : group) {
+      absl::Status sp = writer_->Savepoint();
+      if (!sp.ok()) {
+        txn = sp;
+        break;
+      }
+      absl::StatusOr<BatchResult> r = WriteBatch(batch, now_us);
+      absl::Status end = r.ok() ? writer_->ReleaseSavepoint() : writer_->RollbackToSavepoint();
+      if (!end.ok()) {
+        txn = end;
+        break;
+      }
+      results.push_back(std::move(r));
+    }
+  }
+  if (txn.ok()) {
+    absl::Time start = absl::Now();
+    txn = writer_->Commit();
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.last_commit_us = absl::ToInt64Microseconds(absl::Now() - start);
+  }
+  if (!txn.ok()) {
+    writer_->Rollback().IgnoreError();
+    absl::Status failed = absl::Status(
+        txn.code() == absl::StatusCode::kUnavailable ? txn.code() : absl::StatusCode::kInternal,
+        absl::StrCat("commit failed, batch not stored: ", txn.message()));
+    results.assign(group.size(), failed);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (txn.ok()) ++stats_.commits;
+    for (const auto& r : results) {
+      if (!r.ok()) continue;
+      stats_.records_stored += r->stored;
+      stats_.records_duplicate += r->duplicate;
+    }
+  }
+  for (size_t i = 0; i < group.size(); ++i) group[i].done(results[i]);
+}
+
+}  // namespace surge::core

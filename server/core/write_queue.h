@@ -1,0 +1,112 @@
+// WriteQueue: the single writer of the database, with group commit.
+//
+// Every write in surge runs on one thread that owns the writer connection.
+// Record batches from all ingest streams are queued; the writer takes every
+// batch waiting (up to a limit) and commits them in ONE transaction, so the
+// number of fsyncs per second stops bounding throughput. Each batch sits in
+// its own savepoint: a batch that fails (its run was deleted meanwhile) is
+// rolled back alone. A batch's `done` callback runs on the writer thread only
+// after COMMIT has returned (durable: WAL + synchronous=FULL).
+//
+// Thread-safe. SubmitBatch blocks while too many records are queued, which
+// pushes back on the clients through gRPC flow control.
+#ifndef SURGE_SERVER_CORE_WRITE_QUEUE_H_
+#define SURGE_SERVER_CORE_WRITE_QUEUE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/store/sqlite_store.h"
+
+namespace surge::core {
+
+struct BatchResult {
+  int64_t stored = 0;     // records newly inserted
+  int64_t duplicate = 0;  // records whose (run, step) already existed
+};
+
+// One validated batch with its records' resolved run ids.
+struct PendingBatch {
+  std::unique_ptr<surge::v1::IngestRequest> request;
+  std::vector<int64_t> run_ids;  // parallel to request->records()
+  std::function<void(const absl::StatusOr<BatchResult>&)> done;
+};
+
+struct WriteQueueOptions {
+  // SubmitBatch blocks while more records than this are waiting.
+  size_t max_queued_records = 1 << 20;
+  // Upper bound on the records in one transaction.
+  size_t max_records_per_commit = 1 << 18;
+};
+
+struct WriteQueueStats {
+  int64_t commits = 0;
+  int64_t records_stored = 0;
+  int64_t records_duplicate = 0;
+  int64_t last_commit_us = 0;  // latency of the latest COMMIT statement
+};
+
+class WriteQueue {
+ public:
+  WriteQueue(std::unique_ptr<store::SqliteStore> writer, const WriteQueueOptions& options);
+  ~WriteQueue();
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+
+  // Queues a batch for group commit. Unavailable after Stop() began.
+  absl::Status SubmitBatch(PendingBatch batch);
+
+  // Runs `task` on the writer thread (between group commits) and returns its
+  // result. The task manages its own transaction.
+  template <typename T>
+  absl::StatusOr<T> Run(std::function<absl::StatusOr<T>(store::SqliteStore&)> task) {
+    auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
+    std::future<absl::StatusOr<T>> future = promise->get_future();
+    absl::Status queued = Enqueue([promise, task](store::SqliteStore& s) {
+      promise->set_value(task(s));
+    });
+    if (!queued.ok()) return queued;
+    return future.get();
+  }
+
+  // Stops taking work, commits everything already queued, joins the thread.
+  void Stop();
+
+  WriteQueueStats stats() const;
+
+ private:
+  using Task = std::function<void(store::SqliteStore&)>;
+  using Item = std::variant<PendingBatch, Task>;
+
+  absl::Status Enqueue(Task task);
+  void Loop();
+  void CommitGroup(std::vector<PendingBatch>& group);
+  absl::StatusOr<BatchResult> WriteBatch(const PendingBatch& batch, int64_t now_us);
+
+  const WriteQueueOptions options_;
+  std::unique_ptr<store::SqliteStore> writer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable space_cv_;
+  std::deque<Item> queue_;
+  size_t queued_records_ = 0;
+  bool stopping_ = false;
+  WriteQueueStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace surge::core
+
+#endif  // SURGE_SERVER_CORE_WRITE_QUEUE_H_

@@ -1,0 +1,89 @@
+// Thin gRPC handlers: call the core, convert the status once.
+#include "server/rpc/surge_service.h"
+
+#include <thread>
+#include <utility>
+
+#include "server/rpc/status_convert.h"
+
+namespace surge::rpc {
+namespace {
+
+// Copies a StatusOr's value into the response and converts its status.
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status SurgeService::CreateJob(grpc::ServerContext*,
+                                     const surge::v1::CreateJobRequest* request,
+                                     surge::v1::Job* response) {
+  return Reply(core_->CreateJob(*request), response);
+}
+
+grpc::Status SurgeService::GetJob(grpc::ServerContext*, const surge::v1::GetJobRequest* request,
+                                  surge::v1::Job* response) {
+  return Reply(core_->GetJob(*request), response);
+}
+
+grpc::Status SurgeService::ListJobs(grpc::ServerContext*,
+                                    const surge::v1::ListJobsRequest* request,
+                                    surge::v1::ListJobsResponse* response) {
+  return Reply(core_->ListJobs(*request), response);
+}
+
+grpc::Status SurgeService::DeleteJob(grpc::ServerContext*,
+                                     const surge::v1::DeleteJobRequest* request,
+                                     surge::v1::DeleteJobResponse* response) {
+  return Reply(core_->DeleteJob(*request), response);
+}
+
+grpc::Status SurgeService::CreateRun(grpc::ServerContext*,
+                                     const surge::v1::CreateRunRequest* request,
+                                     surge::v1::Run* response) {
+  return Reply(core_->CreateRun(*request), response);
+}
+
+grpc::Status SurgeService::ListRuns(grpc::ServerContext*,
+                                    const surge::v1::ListRunsRequest* request,
+                                    surge::v1::ListRunsResponse* response) {
+  return Reply(core_->ListRuns(*request), response);
+}
+
+grpc::Status SurgeService::ListRecords(grpc::ServerContext*,
+                                       const surge::v1::ListRecordsRequest* request,
+                                       surge::v1::ListRecordsResponse* response) {
+  return Reply(core_->ListRecords(*request), response);
+}
+
+// Reads batches on this thread and writes acks from a second one, so acks
+// flow while the client keeps sending. On a bad batch, earlier batches are
+// committed and acked before the error ends the stream.
+grpc::Status SurgeService::Ingest(
+    grpc::ServerContext*,
+    grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
+  std::unique_ptr<core::IngestStream> ingest = core_->OpenIngestStream();
+  std::thread acker([&] {
+    bool writable = true;
+    while (std::optional<surge::v1::IngestResponse> ack = ingest->NextAck()) {
+      if (writable) writable = stream->Write(*ack);
+    }
+  });
+  absl::Status status;
+  while (true) {
+    auto request = std::make_unique<surge::v1::IngestRequest>();
+    if (!stream->Read(request.get())) break;
+    status = ingest->Accept(std::move(request));
+    if (!status.ok()) break;
+  }
+  ingest->Close();
+  acker.join();
+  if (status.ok()) status = ingest->commit_status();
+  return ToGrpcStatus(status);
+}
+
+}  // namespace surge::rpc

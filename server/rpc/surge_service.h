@@ -1,0 +1,40 @@
+// SurgeService: the gRPC handlers of surge.v1.Surge. Each handler calls the
+// core, converts the status once and returns; no logic lives here.
+#ifndef SURGE_SERVER_RPC_SURGE_SERVICE_H_
+#define SURGE_SERVER_RPC_SURGE_SERVICE_H_
+
+#include "server/core/surge_core.h"
+#include "surge/v1/surge.grpc.pb.h"
+
+namespace surge::rpc {
+
+class SurgeService final : public surge::v1::Surge::Service {
+ public:
+  explicit SurgeService(core::SurgeCore* core) : core_(core) {}
+
+  grpc::Status CreateJob(grpc::ServerContext*, const surge::v1::CreateJobRequest* request,
+                         surge::v1::Job* response) override;
+  grpc::Status GetJob(grpc::ServerContext*, const surge::v1::GetJobRequest* request,
+                      surge::v1::Job* response) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const surge::v1::ListJobsRequest* request,
+                        surge::v1::ListJobsResponse* response) override;
+  grpc::Status DeleteJob(grpc::ServerContext*, const surge::v1::DeleteJobRequest* request,
+                         surge::v1::DeleteJobResponse* response) override;
+  grpc::Status CreateRun(grpc::ServerContext*, const surge::v1::CreateRunRequest* request,
+                         surge::v1::Run* response) override;
+  grpc::Status ListRuns(grpc::ServerContext*, const surge::v1::ListRunsRequest* request,
+                        surge::v1::ListRunsResponse* response) override;
+  grpc::Status ListRecords(grpc::ServerContext*, const surge::v1::ListRecordsRequest* request,
+                           surge::v1::ListRecordsResponse* response) override;
+  grpc::Status Ingest(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream)
+      override;
+
+ private:
+  core::SurgeCore* const core_;
+};
+
+}  // namespace surge::rpc
+
+#endif  // SURGE_SERVER_RPC_SURGE_SERVICE_H_

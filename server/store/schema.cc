@@ -1,0 +1,65 @@
+// Forward migrations of the surge database. See docs/design.md for the
+// meaning of every table and column.
+#include "server/store/schema.h"
+
+namespace surge::store {
+
+const std::vector<const char*>& Migrations() {
+  static const std::vector<const char*> kMigrations = {
+      // Version 1: jobs, runs, run labels, records.
+      R"sql(
+CREATE TABLE jobs (
+  id             INTEGER PRIMARY KEY,
+  name           TEXT    NOT NULL UNIQUE,
+  batch_unit     INTEGER NOT NULL,
+  description    TEXT    NOT NULL DEFAULT '',
+  create_time_us INTEGER NOT NULL,
+  update_time_us INTEGER NOT NULL
+);
+CREATE TABLE runs (
+  id                 INTEGER PRIMARY KEY,
+  job_id             INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  name               TEXT    NOT NULL,
+  batch_size         INTEGER NOT NULL,
+  protocol           INTEGER NOT NULL,
+  optimizer_name     TEXT,
+  beta1              REAL,
+  beta2              REAL,
+  adam_eps           REAL,
+  weight_decay       REAL,
+  base_lr            REAL    NOT NULL,
+  parent_step        INTEGER,
+  parent_loss        REAL,
+  parent_base_run    TEXT,
+  target_loss        REAL,
+  create_time_us     INTEGER NOT NULL,
+  update_time_us     INTEGER NOT NULL,
+  record_count       INTEGER NOT NULL DEFAULT 0,
+  last_step          INTEGER NOT NULL DEFAULT -1,
+  UNIQUE (job_id, name)
+);
+CREATE TABLE run_labels (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT    NOT NULL,
+  value  TEXT    NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE records (
+  run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step          INTEGER NOT NULL,
+  examples      INTEGER NOT NULL,
+  lr            REAL    NOT NULL,
+  loss          REAL    NOT NULL,
+  eval_loss     REAL,
+  grad_sq_small REAL,
+  grad_sq_big   REAL,
+  b_small       INTEGER,
+  b_big         INTEGER,
+  PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+)sql",
+  };
+  return kMigrations;
+}
+
+}  // namespace surge::store

@@ -1,0 +1,443 @@
+// Implementation of SqliteStore: schema setup, migrations and every query.
+#include "server/store/sqlite_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/store/schema.h"
+#include "server/util/status_macros.h"
+
+namespace surge::store {
+namespace {
+
+constexpr char kRunColumns[] =
+    "id, name, batch_size, protocol, optimizer_name, beta1, beta2, adam_eps, weight_decay, "
+    "base_lr, parent_step, parent_loss, parent_base_run, target_loss, create_time_us, "
+    "record_count, last_step";
+
+constexpr char kJobSelect[] =
+    "SELECT j.id, j.name, j.batch_unit, j.description, j.create_time_us, "
+    "  MAX(j.update_time_us, COALESCE((SELECT MAX(update_time_us) FROM runs WHERE job_id = j.id), 0)), "
+    "  (SELECT COUNT(*) FROM runs WHERE job_id = j.id), "
+    "  COALESCE((SELECT SUM(record_count) FROM runs WHERE job_id = j.id), 0) "
+    "FROM jobs j ";
+
+std::optional<double> OptDouble(const Statement& s, int col) {
+  if (s.ColumnIsNull(col)) return std::nullopt;
+  return s.ColumnDouble(col);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                               const StoreOptions& options) {
+  SURGE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db)));
+  SURGE_RETURN_IF_ERROR(store->Configure(options));
+  if (options.migrate) SURGE_RETURN_IF_ERROR(store->Migrate());
+  SURGE_RETURN_IF_ERROR(store->PrepareStatements());
+  return store;
+}
+
+SqliteStore::~SqliteStore() {
+  // Statements must be finalized before the connection closes.
+  insert_record_.reset();
+  bump_run_.reset();
+  lookup_run_.reset();
+  list_records_.reset();
+  job_runs_after_.reset();
+}
+
+absl::Status SqliteStore::Configure(const StoreOptions& options) {
+  sqlite3_busy_timeout(db_->raw(), options.busy_timeout_ms);
+  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL;"));
+  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL;"));
+  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA foreign_keys=ON;"));
+  std::string checkpoint =
+      absl::StrCat("PRAGMA wal_autocheckpoint=", options.wal_autocheckpoint_pages, ";");
+  return db_->Exec(checkpoint.c_str());
+}
+
+absl::Status SqliteStore::Migrate() {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  absl::Status status = [&]() -> absl::Status {
+    SURGE_RETURN_IF_ERROR(
+        db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"));
+    SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT MAX(version) FROM schema_version"));
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    int64_t version = (row && !select->ColumnIsNull(0)) ? select->ColumnInt(0) : 0;
+    const auto& migrations = Migrations();
+    if (version > static_cast<int64_t>(migrations.size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database schema version ", version, " is newer than this server (",
+                       migrations.size(), "); upgrade surge-server"));
+    }
+    SURGE_ASSIGN_OR_RETURN(auto insert,
+                           db_->Prepare("INSERT INTO schema_version (version) VALUES (?)"));
+    for (size_t v = static_cast<size_t>(version); v < migrations.size(); ++v) {
+      SURGE_RETURN_IF_ERROR(db_->Exec(migrations[v]));
+      insert->Reset();
+      insert->BindInt(1, static_cast<int64_t>(v + 1));
+      SURGE_RETURN_IF_ERROR(insert->Execute());
+    }
+    return absl::OkStatus();
+  }();
+  if (!status.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    return status;
+  }
+  return db_->Exec("COMMIT;");
+}
+
+absl::Status SqliteStore::PrepareStatements() {
+  SURGE_ASSIGN_OR_RETURN(insert_record_,
+                         db_->Prepare("INSERT INTO records (run_id, step, examples, lr, loss, "
+                                      "eval_loss, grad_sq_small, grad_sq_big, b_small, b_big) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"));
+  SURGE_ASSIGN_OR_RETURN(bump_run_, db_->Prepare("UPDATE runs SET record_count = record_count + ?, "
+                                                 "last_step = MAX(last_step, ?), "
+                                                 "update_time_us = ? WHERE id = ?"));
+  SURGE_ASSIGN_OR_RETURN(lookup_run_,
+                         db_->Prepare("SELECT r.job_id, r.id, r.batch_size FROM runs r "
+                                      "JOIN jobs j ON j.id = r.job_id "
+                                      "WHERE j.name = ? AND r.name = ?"));
+  SURGE_ASSIGN_OR_RETURN(
+      list_records_,
+      db_->Prepare("SELECT step, examples, lr, loss, eval_loss, grad_sq_small, grad_sq_big, "
+                   "b_small, b_big FROM records WHERE run_id = ? AND step > ? "
+                   "ORDER BY step LIMIT ?"));
+  SURGE_ASSIGN_OR_RETURN(job_runs_after_,
+                         db_->Prepare("SELECT id, name FROM runs WHERE job_id = ? AND id >= ? "
+                                      "ORDER BY id"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> SqliteStore::SchemaVersion() {
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT MAX(version) FROM schema_version"));
+  SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+  return row ? static_cast<int>(select->ColumnInt(0)) : 0;
+}
+
+// ---------------------------------------------------------------- jobs
+
+absl::StatusOr<surge::v1::Job> SqliteStore::ReadJob(Statement& s) {
+  surge::v1::Job job;
+  job.set_name(s.ColumnText(1));
+  job.set_batch_unit(static_cast<surge::v1::BatchUnit>(s.ColumnInt(2)));
+  job.set_description(s.ColumnText(3));
+  job.set_create_time_us(s.ColumnInt(4));
+  job.set_update_time_us(s.ColumnInt(5));
+  job.set_run_count(s.ColumnInt(6));
+  job.set_record_count(s.ColumnInt(7));
+  return job;
+}
+
+absl::StatusOr<surge::v1::Job> SqliteStore::CreateJob(const surge::v1::Job& job,
+                                                      int64_t now_us) {
+  SURGE_ASSIGN_OR_RETURN(auto insert,
+                         db_->Prepare("INSERT INTO jobs (name, batch_unit, description, "
+                                      "create_time_us, update_time_us) VALUES (?, ?, ?, ?, ?)"));
+  insert->BindText(1, job.name());
+  insert->BindInt(2, job.batch_unit());
+  insert->BindText(3, job.description());
+  insert->BindInt(4, now_us);
+  insert->BindInt(5, now_us);
+  absl::Status status = insert->Execute();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(absl::StrCat("job '", job.name(), "' already exists"));
+  }
+  SURGE_RETURN_IF_ERROR(status);
+  return GetJob(job.name());
+}
+
+absl::StatusOr<surge::v1::Job> SqliteStore::GetJob(const std::string& name) {
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(absl::StrCat(kJobSelect, "WHERE j.name = ?")));
+  select->BindText(1, name);
+  SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("job '", name, "' not found"));
+  return ReadJob(*select);
+}
+
+absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobs() {
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(absl::StrCat(kJobSelect, "ORDER BY j.name")));
+  std::vector<surge::v1::Job> jobs;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    SURGE_ASSIGN_OR_RETURN(surge::v1::Job job, ReadJob(*select));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::StatusOr<int64_t> SqliteStore::JobId(const std::string& name) {
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT id FROM jobs WHERE name = ?"));
+  select->BindText(1, name);
+  SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("job '", name, "' not found"));
+  return select->ColumnInt(0);
+}
+
+absl::StatusOr<DeleteCounts> SqliteStore::DeleteJob(const std::string& name) {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  absl::StatusOr<DeleteCounts> result = [&]() -> absl::StatusOr<DeleteCounts> {
+    SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(name));
+    SURGE_ASSIGN_OR_RETURN(auto count, db_->Prepare("SELECT COUNT(*), COALESCE(SUM(record_count), 0) "
+                                                    "FROM runs WHERE job_id = ?"));
+    count->BindInt(1, job_id);
+    SURGE_RETURN_IF_ERROR(count->Step().status());
+    DeleteCounts counts{count->ColumnInt(0), count->ColumnInt(1)};
+    SURGE_ASSIGN_OR_RETURN(auto del, db_->Prepare("DELETE FROM jobs WHERE id = ?"));
+    del->BindInt(1, job_id);
+    SURGE_RETURN_IF_ERROR(del->Execute());
+    return counts;
+  }();
+  if (!result.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    return result;
+  }
+  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
+  return result;
+}
+
+// ---------------------------------------------------------------- runs
+
+absl::StatusOr<surge::v1::Run> SqliteStore::ReadRun(Statement& s, const std::string& job) {
+  surge::v1::Run run;
+  run.set_job(job);
+  run.set_name(s.ColumnText(1));
+  run.set_batch_size(s.ColumnInt(2));
+  run.set_protocol(static_cast<surge::v1::Protocol>(s.ColumnInt(3)));
+  if (!s.ColumnIsNull(4)) {
+    auto* opt = run.mutable_optimizer();
+    opt->set_name(s.ColumnText(4));
+    opt->set_beta1(s.ColumnDouble(5));
+    opt->set_beta2(s.ColumnDouble(6));
+    opt->set_eps(s.ColumnDouble(7));
+    opt->set_weight_decay(s.ColumnDouble(8));
+  }
+  run.set_base_lr(s.ColumnDouble(9));
+  if (!s.ColumnIsNull(10)) {
+    auto* parent = run.mutable_parent();
+    parent->set_checkpoint_step(s.ColumnInt(10));
+    parent->set_loss(s.ColumnDouble(11));
+    parent->set_base_run(s.ColumnText(12));
+  }
+  if (auto target = OptDouble(s, 13)) run.set_target_loss(*target);
+  run.set_create_time_us(s.ColumnInt(14));
+  run.set_record_count(s.ColumnInt(15));
+  run.set_last_step(s.ColumnInt(16));
+
+  SURGE_ASSIGN_OR_RETURN(auto labels,
+                         db_->Prepare("SELECT key, value FROM run_labels WHERE run_id = ?"));
+  labels->BindInt(1, s.ColumnInt(0));
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, labels->Step());
+    if (!row) break;
+    (*run.mutable_labels())[labels->ColumnText(0)] = labels->ColumnText(1);
+  }
+  return run;
+}
+
+absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ReadRuns(
+    int64_t job_id, const std::string& job, std::optional<std::string> name) {
+  std::string sql = absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE job_id = ?",
+                                 name ? " AND name = ?" : "", " ORDER BY name");
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(sql));
+  select->BindInt(1, job_id);
+  if (name) select->BindText(2, *name);
+  std::vector<surge::v1::Run> runs;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    SURGE_ASSIGN_OR_RETURN(surge::v1::Run run, ReadRun(*select, job));
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+absl::StatusOr<surge::v1::Run> SqliteStore::CreateRun(const std::string& job,
+                                                      const surge::v1::Run& run,
+                                                      int64_t now_us) {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  absl::StatusOr<surge::v1::Run> result = [&]() -> absl::StatusOr<surge::v1::Run> {
+    SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(job));
+    SURGE_ASSIGN_OR_RETURN(auto existing, ReadRuns(job_id, job, run.name()));
+    if (!existing.empty()) {
+      const surge::v1::Run& old = existing.front();
+      if (old.batch_size() != run.batch_size() || old.protocol() != run.protocol()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "run '", run.name(), "' of job '", job, "' exists with batch_size ",
+            old.batch_size(), " and protocol ", surge::v1::Protocol_Name(old.protocol()),
+            "; asked for batch_size ", run.batch_size(), " and protocol ",
+            surge::v1::Protocol_Name(run.protocol()), "; use another run name"));
+      }
+      return old;
+    }
+    SURGE_ASSIGN_OR_RETURN(
+        auto insert,
+        db_->Prepare("INSERT INTO runs (job_id, name, batch_size, protocol, optimizer_name, beta1, "
+                     "beta2, adam_eps, weight_decay, base_lr, parent_step, parent_loss, "
+                     "parent_base_run, target_loss, create_time_us, update_time_us) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert->BindInt(1, job_id);
+    insert->BindText(2, run.name());
+    insert->BindInt(3, run.batch_size());
+    insert->BindInt(4, run.protocol());
+    if (run.has_optimizer()) {
+      insert->BindText(5, run.optimizer().name());
+      insert->BindDouble(6, run.optimizer().beta1());
+      insert->BindDouble(7, run.optimizer().beta2());
+      insert->BindDouble(8, run.optimizer().eps());
+      insert->BindDouble(9, run.optimizer().weight_decay());
+    }
+    insert->BindDouble(10, run.base_lr());
+    if (run.has_parent()) {
+      insert->BindInt(11, run.parent().checkpoint_step());
+      insert->BindDouble(12, run.parent().loss());
+      insert->BindText(13, run.parent().base_run());
+    }
+    if (run.has_target_loss()) insert->BindDouble(14, run.target_loss());
+    insert->BindInt(15, now_us);
+    insert->BindInt(16, now_us);
+    SURGE_RETURN_IF_ERROR(insert->Execute());
+    int64_t run_id = db_->LastInsertRowId();
+    SURGE_ASSIGN_OR_RETURN(
+        auto label, db_->Prepare("INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)"));
+    for (const auto& [key, value] : run.labels()) {
+      label->Reset();
+      label->BindInt(1, run_id);
+      label->BindText(2, key);
+      label->BindText(3, value);
+      SURGE_RETURN_IF_ERROR(label->Execute());
+    }
+    SURGE_ASSIGN_OR_RETURN(auto created, ReadRuns(job_id, job, run.name()));
+    return created.front();
+  }();
+  if (!result.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    return result;
+  }
+  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
+  return result;
+}
+
+absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ListRuns(const std::string& job) {
+  SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(job));
+  return ReadRuns(job_id, job, std::nullopt);
+}
+
+absl::StatusOr<RunKey> SqliteStore::LookupRun(const std::string& job, const std::string& run) {
+  lookup_run_->Reset();
+  lookup_run_->BindText(1, job);
+  lookup_run_->BindText(2, run);
+  SURGE_ASSIGN_OR_RETURN(bool row, lookup_run_->Step());
+  if (!row) {
+    SURGE_RETURN_IF_ERROR(JobId(job).status());
+    return absl::NotFoundError(
+        absl::StrCat("run '", run, "' not found in job '", job, "'; create it with CreateRun"));
+  }
+  RunKey key{lookup_run_->ColumnInt(0), lookup_run_->ColumnInt(1), lookup_run_->ColumnInt(2)};
+  lookup_run_->Reset();
+  return key;
+}
+
+// ---------------------------------------------------------------- records
+
+absl::Status SqliteStore::Begin() { return db_->Exec("BEGIN IMMEDIATE;"); }
+absl::Status SqliteStore::Commit() { return db_->Exec("COMMIT;"); }
+absl::Status SqliteStore::Rollback() { return db_->Exec("ROLLBACK;"); }
+absl::Status SqliteStore::Savepoint() { return db_->Exec("SAVEPOINT batch;"); }
+absl::Status SqliteStore::ReleaseSavepoint() { return db_->Exec("RELEASE batch;"); }
+absl::Status SqliteStore::RollbackToSavepoint() {
+  return db_->Exec("ROLLBACK TO batch; RELEASE batch;");
+}
+
+absl::StatusOr<bool> SqliteStore::InsertRecord(int64_t run_id, const surge::v1::Record& r) {
+  Statement& s = *insert_record_;
+  s.Reset();
+  s.BindInt(1, run_id);
+  s.BindInt(2, r.step());
+  s.BindInt(3, r.examples());
+  s.BindDouble(4, r.lr());
+  s.BindDouble(5, r.loss());
+  if (r.has_eval_loss()) s.BindDouble(6, r.eval_loss());
+  if (r.has_grad_stats()) {
+    s.BindDouble(7, r.grad_stats().grad_sq_small());
+    s.BindDouble(8, r.grad_stats().grad_sq_big());
+    s.BindInt(9, r.grad_stats().b_small());
+    s.BindInt(10, r.grad_stats().b_big());
+  }
+  absl::Status status = s.Execute();
+  if (absl::IsAlreadyExists(status)) {
+    // ON CONFLICT DO NOTHING covers the primary key; this is a foreign key.
+    return absl::NotFoundError(absl::StrCat("run id ", run_id, " no longer exists (job deleted)"));
+  }
+  SURGE_RETURN_IF_ERROR(status);
+  return db_->Changes() == 1;
+}
+
+absl::Status SqliteStore::BumpRun(int64_t run_id, int64_t added, int64_t max_step,
+                                  int64_t now_us) {
+  Statement& s = *bump_run_;
+  s.Reset();
+  s.BindInt(1, added);
+  s.BindInt(2, max_step);
+  s.BindInt(3, now_us);
+  s.BindInt(4, run_id);
+  return s.Execute();
+}
+
+absl::StatusOr<RecordPage> SqliteStore::ListRecords(int64_t job_id, std::optional<int64_t> run_id,
+                                                    const RecordCursor& after, int limit) {
+  // The runs to visit, in id (creation) order, starting at the cursor's run.
+  std::vector<std::pair<int64_t, std::string>> runs;
+  job_runs_after_->Reset();
+  job_runs_after_->BindInt(1, job_id);
+  job_runs_after_->BindInt(2, run_id ? *run_id : after.run_id);
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, job_runs_after_->Step());
+    if (!row) break;
+    int64_t id = job_runs_after_->ColumnInt(0);
+    if (run_id && id != *run_id) break;
+    runs.emplace_back(id, job_runs_after_->ColumnText(1));
+  }
+  job_runs_after_->Reset();
+
+  RecordPage page;
+  page.records.reserve(static_cast<size_t>(limit));
+  for (const auto& [id, name] : runs) {
+    int remaining = limit - static_cast<int>(page.records.size());
+    if (remaining <= 0) break;
+    Statement& s = *list_records_;
+    s.Reset();
+    s.BindInt(1, id);
+    s.BindInt(2, id == after.run_id ? after.step : -1);
+    s.BindInt(3, remaining);
+    while (true) {
+      SURGE_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      surge::v1::Record& r = page.records.emplace_back();
+      r.set_run(name);
+      r.set_step(s.ColumnInt(0));
+      r.set_examples(s.ColumnInt(1));
+      r.set_lr(s.ColumnDouble(2));
+      r.set_loss(s.ColumnDouble(3));
+      if (auto eval = OptDouble(s, 4)) r.set_eval_loss(*eval);
+      if (!s.ColumnIsNull(5)) {
+        auto* g = r.mutable_grad_stats();
+        g->set_grad_sq_small(s.ColumnDouble(5));
+        g->set_grad_sq_big(s.ColumnDouble(6));
+        g->set_b_small(s.ColumnInt(7));
+        g->set_b_big(s.ColumnInt(8));
+      }
+    }
+    s.Reset();
+    if (static_cast<int>(page.records.size()) == limit) {
+      page.next = RecordCursor{id, page.records.back().step()};
+    }
+  }
+  return page;
+}
+
+}  // namespace surge::store

@@ -1,0 +1,126 @@
+// SqliteStore: surge's persistence. The only code that knows SQL.
+//
+// One SqliteStore owns one connection and is NOT thread-safe: the server
+// keeps one writer store (used only by the writer thread) and a pool of
+// reader stores. The database runs in WAL mode with synchronous=FULL, so a
+// COMMIT that returned is durable across kill -9 and power loss.
+//
+// Inputs are assumed validated (server/core/validation.h); the store checks
+// only what the database decides (existence, uniqueness).
+#ifndef SURGE_SERVER_STORE_SQLITE_STORE_H_
+#define SURGE_SERVER_STORE_SQLITE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/store/sqlite_db.h"
+#include "surge/v1/surge.pb.h"
+
+namespace surge::store {
+
+struct StoreOptions {
+  // Milliseconds a connection waits on a lock held by another connection.
+  int busy_timeout_ms = 5000;
+  // WAL pages before an automatic checkpoint (SQLite's default is 1000).
+  int wal_autocheckpoint_pages = 10000;
+  // Run pending migrations on open (the writer does; readers need not).
+  bool migrate = true;
+};
+
+// Identifies a run for ingest: ids and the batch size.
+struct RunKey {
+  int64_t job_id = 0;
+  int64_t run_id = 0;
+  int64_t batch_size = 0;
+};
+
+struct DeleteCounts {
+  int64_t runs = 0;
+  int64_t records = 0;
+};
+
+// Position in a job's record listing: after (run_id, step).
+struct RecordCursor {
+  int64_t run_id = 0;
+  int64_t step = -1;
+};
+
+struct RecordPage {
+  std::vector<surge::v1::Record> records;
+  std::optional<RecordCursor> next;  // absent on the last page
+};
+
+class SqliteStore {
+ public:
+  // Opens the database, sets WAL + synchronous=FULL + foreign keys, and runs
+  // any pending migrations. `path` may be ":memory:" for tests.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                           const StoreOptions& options = {});
+  ~SqliteStore();
+
+  // Schema version after migrations.
+  absl::StatusOr<int> SchemaVersion();
+
+  // --- jobs ---
+  // ALREADY_EXISTS when the name is taken.
+  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::Job& job, int64_t now_us);
+  // NOT_FOUND when absent. Fills run_count, record_count, update_time_us.
+  absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
+  absl::StatusOr<std::vector<surge::v1::Job>> ListJobs();
+  absl::StatusOr<int64_t> JobId(const std::string& name);
+  absl::StatusOr<DeleteCounts> DeleteJob(const std::string& name);
+
+  // --- runs ---
+  // Idempotent for the same batch size and protocol; ALREADY_EXISTS when the
+  // name exists with another batch size or protocol; NOT_FOUND (job).
+  absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run,
+                                           int64_t now_us);
+  absl::StatusOr<std::vector<surge::v1::Run>> ListRuns(const std::string& job);
+  // NOT_FOUND when the job or the run does not exist.
+  absl::StatusOr<RunKey> LookupRun(const std::string& job, const std::string& run);
+
+  // --- records (writer connection only) ---
+  absl::Status Begin();
+  absl::Status Commit();
+  absl::Status Rollback();
+  // Savepoints isolate one batch inside a group-commit transaction.
+  absl::Status Savepoint();
+  absl::Status ReleaseSavepoint();
+  absl::Status RollbackToSavepoint();
+  // Inserts one record; returns false when (run, step) was already stored.
+  absl::StatusOr<bool> InsertRecord(int64_t run_id, const surge::v1::Record& record);
+  // Adds `added` to the run's record count and raises its last step.
+  absl::Status BumpRun(int64_t run_id, int64_t added, int64_t max_step, int64_t now_us);
+
+  // --- reads ---
+  // Records of a job (or of one run when run_id is set), ordered by run id and
+  // step, starting after `after`, at most `limit`.
+  absl::StatusOr<RecordPage> ListRecords(int64_t job_id, std::optional<int64_t> run_id,
+                                         const RecordCursor& after, int limit);
+
+ private:
+  explicit SqliteStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  absl::Status Configure(const StoreOptions& options);
+  absl::Status Migrate();
+  absl::Status PrepareStatements();
+  absl::StatusOr<surge::v1::Run> ReadRun(Statement& stmt, const std::string& job);
+  absl::StatusOr<std::vector<surge::v1::Run>> ReadRuns(int64_t job_id, const std::string& job,
+                                                       std::optional<std::string> name);
+  absl::StatusOr<surge::v1::Job> ReadJob(Statement& stmt);
+
+  std::unique_ptr<SqliteDb> db_;
+  std::unique_ptr<Statement> insert_record_;
+  std::unique_ptr<Statement> bump_run_;
+  std::unique_ptr<Statement> lookup_run_;
+  std::unique_ptr<Statement> list_records_;
+  std::unique_ptr<Statement> job_runs_after_;
+};
+
+}  // namespace surge::store
+
+#endif  // SURGE_SERVER_STORE_SQLITE_STORE_H_
