@@ -95,6 +95,8 @@ absl::Status IngestSession::Close(absl::Duration timeout) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    // A stream waiting for the server (or blocked in a write) ends now.
+    if (current_context_ != nullptr && unacked_records_ > 0) current_context_->TryCancel();
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
@@ -159,6 +161,14 @@ void IngestSession::Run() {
 grpc::Status IngestSession::RunStream() {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + ToChrono(options_.stream_deadline));
+  // Wait for the channel to (re)connect instead of failing fast: the writes
+  // below block until then, and Close() cancels through current_context_.
+  context.set_wait_for_ready(true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return grpc::Status::CANCELLED;
+    current_context_ = &context;
+  }
   auto stream = stub_->Ingest(&context);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -228,7 +238,10 @@ grpc::Status IngestSession::RunStream() {
     if (stopping_) context.TryCancel();
   }
   reader.join();
-  return stream->Finish();
+  grpc::Status status = stream->Finish();
+  std::lock_guard<std::mutex> lock(mu_);
+  current_context_ = nullptr;
+  return status;
 }
 
 }  // namespace surge::client

@@ -109,6 +109,7 @@ class IngestSession {
   bool stopping_ = false;
   bool stopped_ = false;
   absl::Status error_;
+  grpc::ClientContext* current_context_ = nullptr;  // the live stream's
   IngestStats stats_;
   std::thread thread_;
 };

@@ -21,7 +21,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   // Reconnect quickly after a server restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Unary calls are retried on UNAVAILABLE (server restarting) with backoff.
+  args.SetServiceConfigJSON(R"json({
+    "methodConfig": [{
+      "name": [{"service": "surge.v1.Surge", "method": "CreateJob"},
+               {"service": "surge.v1.Surge", "method": "GetJob"},
+               {"service": "surge.v1.Surge", "method": "ListJobs"},
+               {"service": "surge.v1.Surge", "method": "DeleteJob"},
+               {"service": "surge.v1.Surge", "method": "CreateRun"},
+               {"service": "surge.v1.Surge", "method": "ListRuns"},
+               {"service": "surge.v1.Surge", "method": "ListRecords"}],
+      "retryPolicy": {
+        "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.5s",
+        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})json");
   return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -1,0 +1,89 @@
+// Evaluation of the fitted curves and their delta-method variance.
+#include "server/fit/model_curve.h"
+
+#include "ceres/jet.h"
+#include "server/fit/fit_types.h"
+
+namespace surge::fit {
+
+const char* CensoringName(Censoring c) {
+  switch (c) {
+    case Censoring::kNone:
+      return "none";
+    case Censoring::kUpperBound:
+      return "upper_bound";
+    case Censoring::kLowerBound:
+      return "lower_bound";
+  }
+  return "unknown";
+}
+
+int NumParams(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kSurge:
+    case ModelKind::kSgd:
+    case ModelKind::kPowerLaw:
+      return 2;
+    case ModelKind::kAlphaForm:
+    case ModelKind::kSaturatingSurge:
+      return 3;
+    case ModelKind::kSurgeRisingLimit:
+    case ModelKind::kSurgeFallingLimit:
+      return 1;
+  }
+  return 0;
+}
+
+const char* ModelName(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kSurge:
+    case ModelKind::kSurgeRisingLimit:
+    case ModelKind::kSurgeFallingLimit:
+      return "surge";
+    case ModelKind::kSgd:
+      return "sgd";
+    case ModelKind::kAlphaForm:
+      return "alpha_form";
+    case ModelKind::kPowerLaw:
+      return "power_law";
+    case ModelKind::kSaturatingSurge:
+      return "saturating_surge";
+  }
+  return "unknown";
+}
+
+bool IsSurgeFamily(ModelKind kind) {
+  return kind == ModelKind::kSurge || kind == ModelKind::kSurgeRisingLimit ||
+         kind == ModelKind::kSurgeFallingLimit ||
+         kind == ModelKind::kSaturatingSurge;
+}
+
+double EvalCurveWithGradient(ModelKind kind, double x, const double* p,
+                             double* grad) {
+  using J = ceres::Jet<double, 3>;
+  const int n = NumParams(kind);
+  J jp[3];
+  for (int i = 0; i < n; ++i) jp[i] = J(p[i], i);
+  const J f = EvalCurve(kind, x, jp);
+  for (int i = 0; i < n; ++i) grad[i] = f.v[i];
+  return f.a;
+}
+
+CurvePrediction ModelCurve::Predict(double x) const {
+  const int n = NumParams(kind);
+  double g[3] = {0, 0, 0};
+  CurvePrediction out;
+  out.mean = EvalCurveWithGradient(kind, x, params.data(), g);
+  double var = 0.0;
+  if (cov.rows() == n && cov.cols() == n) {
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < n; ++j) var += g[i] * cov(i, j) * g[j];
+    }
+  } else {
+    var = NAN;
+  }
+  out.var = var < 0.0 ? 0.0 : var;
+  return out;
+}
+
+}  // namespace surge::fit

@@ -1,0 +1,106 @@
+// Comparison models fitted on the same optima as the surge law, their AICc
+// and Akaike weights, the verdict on whether the surge is supported, and the
+// model-averaged prediction of ln eps_opt(B).
+//
+// Models (model_curve.h, all in ln space, same points, s_i, Huber loss and
+// censoring as the surge fit): surge law, SGD law, alpha form, power law,
+// saturating surge.
+//
+// AICc (Gaussian likelihood of the weighted residuals with a common unknown
+// scale sigma^2 fitted by maximum likelihood, sigma^2 = RSS / n):
+//   RSS  = sum rho(r_i^2) = 2 C  (equals sum r_i^2 without outliers),
+//   n    = uncensored optima,  k = model parameters + 1 (sigma),
+//   AIC  = n ln(RSS / n) + 2 k,
+//   AICc = AIC + 2 k (k + 1) / (n - k - 1)   (only when n > k + 1;
+//          otherwise the model gets no AICc and weight 0),
+//   w_m  = exp(-(AICc_m - AICc_min) / 2) / sum_m' exp(...).
+// When no model has an AICc (n <= 4) the surge law gets weight 1 and the
+// verdict is "undecided".
+//
+// Verdict:
+//   yes        surge + saturating surge hold >= 0.9 of the weight AND the
+//              surge peak is identified with ln B_noise inside [ln B_min, ln B_max];
+//   no         SGD + alpha form + power law hold >= 0.9 of the weight;
+//   undecided  otherwise.
+//
+// Model averaging (Buckland et al. 1997), with each model's own delta-method
+// variance var_m:
+//   mu_bar = sum w_m mu_m,  var = sum w_m (var_m + (mu_m - mu_bar)^2).
+#ifndef SURGE_SERVER_FIT_MODELS_H_
+#define SURGE_SERVER_FIT_MODELS_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/fit/fit_types.h"
+#include "server/fit/model_curve.h"
+#include "server/fit/surge_law.h"
+
+namespace surge::fit {
+
+enum class Verdict { kYes, kNo, kUndecided };
+const char* VerdictName(Verdict v);  // "yes", "no", "undecided"
+
+// One fitted model.
+struct ModelFit {
+  ModelKind kind = ModelKind::kSurge;  // reported kind (kSurge for the limits)
+  bool fitted = false;                 // false: see `note`
+  std::string note;
+  ModelCurve curve;                    // covariance scaled by `scale`
+  double chi2 = NAN;                   // sum rho at the optimum
+  double scale = 1.0;
+  int n = 0;                           // uncensored points
+  int k = 0;                           // parameters + 1
+  double aicc = NAN;                   // NaN when n <= k + 1 or not fitted
+  double weight = 0.0;                 // Akaike weight
+};
+
+struct ModelComparison {
+  // Always in this order: surge, sgd, alpha_form, power_law, saturating_surge.
+  std::vector<ModelFit> models;
+  double surge_family_weight = 0.0;
+  double monotone_weight = 0.0;
+  Verdict verdict = Verdict::kUndecided;
+  std::string verdict_reason;
+  // ln of the saturating surge's peak B_s beta_s^2 / (1 - beta_s^2) (NaN if not fitted).
+  double saturating_peak_ln_b = NAN;
+
+  const ModelFit& Get(ModelKind kind) const;
+};
+
+struct ModelOptions {
+  double huber_k = 2.0;
+  double verdict_weight = 0.9;
+};
+
+// Fits the comparison models on `points` (already checked by the surge fit)
+// and ranks them together with `surge`.
+absl::StatusOr<ModelComparison> CompareModels(const std::vector<FitPoint>& points,
+                                              const SurgeLawFit& surge,
+                                              const ModelOptions& options = {});
+
+// AICc as above (NaN when n <= k + 1).
+double Aicc(double rss, int n, int k);
+// Akaike weights; NaN entries get weight 0. All NaN: all zero.
+std::vector<double> AkaikeWeights(const std::vector<double>& aicc);
+
+// Buckland model average of predictions with weights (renormalized over the
+// entries with positive weight and finite mean/variance).
+CurvePrediction ModelAverage(const std::vector<double>& weights,
+                             const std::vector<CurvePrediction>& predictions);
+
+// Averaged ln eps_opt at ln B from one comparison, with its 95% interval and
+// the weights used (model name, weight).
+struct AveragedPrediction {
+  double mean = NAN;
+  double se = NAN;
+  Interval ci95;
+  std::vector<std::pair<std::string, double>> weights;
+};
+AveragedPrediction PredictAveraged(const ModelComparison& comparison, double ln_b);
+
+}  // namespace surge::fit
+
+#endif  // SURGE_SERVER_FIT_MODELS_H_

@@ -1,0 +1,236 @@
+// Per-batch-size optimum: seed means per LR, a weighted quadratic around the
+// argmax, the vertex and its delta-method SE.
+//
+// Per LR j of the grid (x_j = ln lr_j): n_j seeds, mean m_j, sample variance v_j.
+// k = argmax_j m_j.
+//   k at the lowest LR  -> upper bound: ln eps_opt <= (x_0 + x_1) / 2
+//   k at the highest LR -> lower bound: ln eps_opt >= (x_{m-2} + x_{m-1}) / 2
+// (the half step: an optimum up to half a step inside the grid can still put
+// the argmax on the edge). Otherwise a window W of 5 consecutive grid points
+// containing k (all points when the grid has 3 or 4), u_j = x_j - x_k, and
+//   m_j ~ c0 + c1 u_j + c2 u_j^2, weights n_j  (the variance of a mean is sigma^2 / n_j),
+//   c = A^-1 sum n_j m_j [1, u_j, u_j^2],  A = sum n_j [1, u_j, u_j^2][1, u_j, u_j^2]^T,
+//   Cov(c) = sigma^2 A^-1.
+// sigma^2 (the seed variance of one probe):
+//   pooled over W:  s2 = sum (n_j - 1) v_j / sum (n_j - 1),
+//   times the lack-of-fit factor max(1, (sum n_j (m_j - q_j)^2 / s2) / (|W| - 3))
+//   when |W| > 3 (so a poorly quadratic peak widens the SE instead of hiding);
+//   with a single seed per LR: sum n_j (m_j - q_j)^2 / (|W| - 3).
+// Vertex and delta method (chosen over a bootstrap: deterministic and fast):
+//   u* = -c1 / (2 c2),  g = d u* / d(c0, c1, c2) = [0, -1 / (2 c2), c1 / (2 c2^2)],
+//   se(u*) = sqrt(g^T Cov(c) g), capped at the window width.
+// The vertex is used when c2 < 0 and u* lies inside the window; otherwise the
+// grid argmax is returned with an SE of one grid step (SeSource::kGridStep).
+#include "server/fit/optimum.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "Eigen/Dense"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace surge::fit {
+namespace {
+
+// Seed statistics at one LR.
+struct LrGroup {
+  double x = 0.0;  // ln lr
+  int n = 0;
+  double mean = 0.0;
+  double var = 0.0;  // sample variance (0 when n == 1)
+};
+
+// Groups points by LR (equal when |ln lr difference| < 1e-9), ascending.
+std::vector<LrGroup> GroupByLr(const std::vector<ProbePoint>& points) {
+  std::vector<std::pair<double, double>> xy;
+  xy.reserve(points.size());
+  for (const ProbePoint& p : points) xy.emplace_back(std::log(p.lr), p.improvement);
+  std::sort(xy.begin(), xy.end());
+  std::vector<LrGroup> groups;
+  size_t i = 0;
+  while (i < xy.size()) {
+    size_t j = i;
+    double sum = 0.0;
+    while (j < xy.size() && xy[j].first - xy[i].first < 1e-9) sum += xy[j++].second;
+    LrGroup g;
+    g.x = xy[i].first;
+    g.n = static_cast<int>(j - i);
+    g.mean = sum / g.n;
+    double ss = 0.0;
+    for (size_t t = i; t < j; ++t) ss += (xy[t].second - g.mean) * (xy[t].second - g.mean);
+    g.var = g.n > 1 ? ss / (g.n - 1) : 0.0;
+    groups.push_back(g);
+    i = j;
+  }
+  return groups;
+}
+
+}  // namespace
+
+absl::Status ValidateProbePoint(const ProbePoint& p) {
+  if (!AllFinite(p.batch_size) || p.batch_size <= 0.0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stage ", p.stage_id, ": batch_size must be finite and > 0, got ",
+                     p.batch_size));
+  }
+  if (!AllFinite(p.lr) || p.lr <= 0.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage ", p.stage_id, ", batch size ", p.batch_size,
+        ": lr must be finite and > 0, got ", p.lr));
+  }
+  if (!AllFinite(p.improvement)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage ", p.stage_id, ", batch size ", p.batch_size, ", lr ", p.lr,
+        ": improvement must be finite, got ", p.improvement));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMeasuredOptimum(const MeasuredOptimum& m) {
+  if (!AllFinite(m.batch_size) || m.batch_size <= 0.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage ", m.stage_id, ": measured optimum batch_size must be finite and > 0, got ",
+        m.batch_size));
+  }
+  if (!AllFinite(m.lr_opt) || m.lr_opt <= 0.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage ", m.stage_id, ", batch size ", m.batch_size,
+        ": lr_opt must be finite and > 0, got ", m.lr_opt));
+  }
+  if (!AllFinite(m.lr_opt_se) || m.lr_opt_se < 0.0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage ", m.stage_id, ", batch size ", m.batch_size,
+        ": lr_opt_se must be finite and >= 0, got ", m.lr_opt_se));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& points) {
+  if (points.empty()) {
+    return absl::FailedPreconditionError("no probe points for this batch size");
+  }
+  for (const ProbePoint& p : points) {
+    if (absl::Status s = ValidateProbePoint(p); !s.ok()) return s;
+    if (p.batch_size != points[0].batch_size) {
+      return absl::InvalidArgumentError("ExtractOptimum: points of several batch sizes");
+    }
+  }
+  const std::vector<LrGroup> g = GroupByLr(points);
+  const int m = static_cast<int>(g.size());
+  BatchOptimum out;
+  out.batch_size = points[0].batch_size;
+  out.n_lrs = m;
+  out.n_points = static_cast<int>(points.size());
+  std::set<int64_t> seeds;
+  for (const ProbePoint& p : points) seeds.insert(p.seed);
+  out.n_seeds = static_cast<int>(seeds.size());
+  if (m < 3) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "batch size %g: need >= 3 distinct learning rates, have %d", out.batch_size, m));
+  }
+
+  int k = 0;
+  for (int j = 1; j < m; ++j) {
+    if (g[j].mean > g[k].mean) k = j;
+  }
+  // Censored at a grid edge: a bound half a step inside the grid.
+  if (k == 0 || k == m - 1) {
+    const int inner = k == 0 ? 1 : m - 2;
+    out.censoring = k == 0 ? Censoring::kUpperBound : Censoring::kLowerBound;
+    out.ln_lr_opt = 0.5 * (g[k].x + g[inner].x);
+    out.ln_lr_opt_se = 0.5 * std::fabs(g[k].x - g[inner].x);
+    out.se_source = SeSource::kGridStep;
+    return out;
+  }
+
+  // Window of up to 5 grid points containing k.
+  const int width = std::min(m, 5);
+  const int lo = std::clamp(k - 2, 0, m - width);
+  const int hi = lo + width - 1;
+  Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
+  Eigen::Vector3d rhs = Eigen::Vector3d::Zero();
+  double pooled_ss = 0.0;
+  int pooled_dof = 0;
+  for (int j = lo; j <= hi; ++j) {
+    const double u = g[j].x - g[k].x;
+    const Eigen::Vector3d f(1.0, u, u * u);
+    a += g[j].n * f * f.transpose();
+    rhs += g[j].n * g[j].mean * f;
+    pooled_ss += (g[j].n - 1) * g[j].var;
+    pooled_dof += g[j].n - 1;
+  }
+  const double step = std::max(g[k].x - g[k - 1].x, g[k + 1].x - g[k].x);
+  auto grid_fallback = [&]() {
+    out.ln_lr_opt = g[k].x;
+    out.ln_lr_opt_se = step;
+    out.se_source = SeSource::kGridStep;
+    return out;
+  };
+  Eigen::FullPivLU<Eigen::Matrix3d> lu(a);
+  if (!lu.isInvertible()) return grid_fallback();
+  const Eigen::Matrix3d a_inv = lu.inverse();
+  const Eigen::Vector3d c = a_inv * rhs;
+  double rss = 0.0;
+  for (int j = lo; j <= hi; ++j) {
+    const double u = g[j].x - g[k].x;
+    const double r = g[j].mean - (c(0) + c(1) * u + c(2) * u * u);
+    rss += g[j].n * r * r;
+  }
+  const int lack_dof = width - 3;
+  double sigma2 = NAN;
+  if (pooled_dof > 0 && pooled_ss > 0.0) {
+    const double s2 = pooled_ss / pooled_dof;
+    sigma2 = s2 * (lack_dof > 0 ? std::max(1.0, rss / s2 / lack_dof) : 1.0);
+    out.se_source = SeSource::kSeedSpread;
+  } else if (lack_dof > 0) {
+    sigma2 = rss / lack_dof;
+    out.se_source = SeSource::kQuadraticResidual;
+  }
+  const double u_lo = g[lo].x - g[k].x, u_hi = g[hi].x - g[k].x;
+  if (!(c(2) < 0.0) || !std::isfinite(sigma2)) return grid_fallback();
+  const double vertex = -c(1) / (2.0 * c(2));
+  if (vertex < u_lo || vertex > u_hi) return grid_fallback();
+  const Eigen::Vector3d grad(0.0, -1.0 / (2.0 * c(2)), c(1) / (2.0 * c(2) * c(2)));
+  const double var = sigma2 * grad.dot(a_inv * grad);
+  out.ln_lr_opt = g[k].x + vertex;
+  out.ln_lr_opt_se = std::min(std::sqrt(std::max(var, 0.0)), u_hi - u_lo);
+  return out;
+}
+
+absl::StatusOr<StageOptima> ExtractStageOptima(const std::vector<ProbePoint>& points) {
+  std::map<double, std::vector<ProbePoint>> by_batch;
+  for (const ProbePoint& p : points) {
+    if (absl::Status s = ValidateProbePoint(p); !s.ok()) return s;
+    by_batch[p.batch_size].push_back(p);
+  }
+  StageOptima out;
+  for (const auto& [batch, pts] : by_batch) {
+    absl::StatusOr<BatchOptimum> opt = ExtractOptimum(pts);
+    if (opt.ok()) {
+      out.optima.push_back(*opt);
+    } else if (absl::IsFailedPrecondition(opt.status())) {
+      out.skipped.emplace_back(opt.status().message());
+    } else {
+      return opt.status();
+    }
+  }
+  return out;
+}
+
+BatchOptimum FromMeasured(const MeasuredOptimum& m) {
+  BatchOptimum out;
+  out.batch_size = m.batch_size;
+  out.ln_lr_opt = std::log(m.lr_opt);
+  out.ln_lr_opt_se = m.lr_opt_se / m.lr_opt;
+  out.censoring = m.censoring;
+  out.se_source = SeSource::kMeasured;
+  out.n_lrs = 0;
+  out.n_seeds = 0;
+  out.n_points = 1;
+  return out;
+}
+
+}  // namespace surge::fit

@@ -1,0 +1,88 @@
+// Per-batch-size optimal learning rate from raw probe results.
+//
+// Input: probe (or full-run) points {stage, B, lr, seed, dL}, dL being the
+// loss improvement after k steps. Per batch size the LR grid is reduced to
+// per-LR seed means and variances, and the optimum ln eps_opt is the vertex
+// of a weighted quadratic through the (up to) 5 grid points around the
+// argmax of the seed means. Its SE comes from the seed spread by the delta
+// method (see optimum.cc). An argmax on the edge of the LR grid is censored:
+// a bound, never a point. Already measured optima can be fed in directly.
+//
+// Thread-safety: pure functions.
+#ifndef SURGE_SERVER_FIT_OPTIMUM_H_
+#define SURGE_SERVER_FIT_OPTIMUM_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/fit/fit_types.h"
+
+namespace surge::fit {
+
+// One probe (or full-run) result. The full-run protocol has the same shape:
+// the improvement after k more steps from the target loss (the stage).
+struct ProbePoint {
+  int64_t stage_id = 0;
+  double stage_loss = NAN;   // loss at the checkpoint, or the target loss L*
+  double batch_size = 0.0;   // > 0
+  double lr = 0.0;           // > 0
+  int64_t seed = 0;
+  double improvement = 0.0;  // dL = L0 - L(after k steps); finite
+};
+
+// An optimum measured elsewhere.
+struct MeasuredOptimum {
+  int64_t stage_id = 0;
+  double stage_loss = NAN;
+  double batch_size = 0.0;  // > 0
+  double lr_opt = 0.0;      // > 0 (the bound, when censored)
+  double lr_opt_se = 0.0;   // >= 0, SE of lr_opt in LR units (ln SE = se / lr_opt)
+  Censoring censoring = Censoring::kNone;
+};
+
+// Where the SE of an optimum came from.
+enum class SeSource {
+  kSeedSpread,         // delta method, pooled seed variance (x lack of fit)
+  kQuadraticResidual,  // delta method, residual variance of the quadratic
+  kGridStep,           // fallback: one LR grid step (quadratic unusable)
+  kMeasured,           // given with the optimum
+};
+
+// The optimum at one batch size of one stage.
+struct BatchOptimum {
+  double batch_size = 0.0;
+  double ln_lr_opt = NAN;     // point estimate, or the bound when censored
+  double ln_lr_opt_se = NAN;  // unfloored SE of ln_lr_opt (for a bound: half a grid step)
+  Censoring censoring = Censoring::kNone;
+  SeSource se_source = SeSource::kSeedSpread;
+  int n_lrs = 0;     // distinct LRs on the grid
+  int n_seeds = 0;   // distinct seeds
+  int n_points = 0;  // raw points used
+};
+
+// Checks one point: finite fields, B > 0, lr > 0. kInvalidArgument naming the field.
+absl::Status ValidateProbePoint(const ProbePoint& p);
+absl::Status ValidateMeasuredOptimum(const MeasuredOptimum& m);
+
+// The optimum at one batch size from that batch size's points (one stage).
+// Errors: kInvalidArgument (bad point), kFailedPrecondition (fewer than 3
+// distinct LRs: "batch size 64: need >= 3 distinct learning rates, have 1").
+absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& points);
+
+// All batch sizes of one stage's points. A batch size that cannot give an
+// optimum (too few LRs) is skipped, with its reason in `skipped`.
+struct StageOptima {
+  std::vector<BatchOptimum> optima;  // ascending batch size
+  std::vector<std::string> skipped;
+};
+absl::StatusOr<StageOptima> ExtractStageOptima(const std::vector<ProbePoint>& points);
+
+// An already measured optimum as a BatchOptimum (ln SE = lr_opt_se / lr_opt).
+BatchOptimum FromMeasured(const MeasuredOptimum& m);
+
+}  // namespace surge::fit
+
+#endif  // SURGE_SERVER_FIT_OPTIMUM_H_

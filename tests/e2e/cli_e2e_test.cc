@@ -1,0 +1,149 @@
+// End-to-end through the `surge` binary against a real surge-server child on
+// 127.0.0.1 with an ephemeral port: import a CSV, read it back, and check the
+// error output (CODE: message, exit 1) of each kind of mistake.
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+namespace surge {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = testing::ServerProcess::Start(dir_.File("cli.db"), dir_.path());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::make_unique<testing::ServerProcess>(std::move(*server));
+  }
+
+  testing::CommandResult Surge(std::vector<std::string> args) {
+    std::vector<std::string> argv = {SURGE_CLI_BIN, "--server", server_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::RunCommand(argv);
+  }
+
+  // A CSV in the canonical format with `runs` runs of `steps` rows each;
+  // values are chosen so that the exported text equals the input.
+  std::string WriteCsv(const std::string& name, int runs, int steps) {
+    std::string text =
+        "run,step,examples,batch_size,lr,loss,eval_loss,grad_sq_small,grad_sq_big,b_small,b_big\n";
+    for (int r = 0; r < runs; ++r) {
+      int batch = 8 << r;
+      for (int s = 0; s < steps; ++s) {
+        absl::StrAppend(&text, "r", r, ",", s, ",", (s + 1) * batch, ",", batch, ",0.001,",
+                        2.5 - 0.001 * s, ",");
+        if (s % 10 == 0) absl::StrAppend(&text, 2.75 - 0.001 * s);
+        if (s % 2 == 0) {
+          absl::StrAppend(&text, ",", 3.5 + s, ",", 1.25 + s, ",", batch / 2, ",", batch, "\n");
+        } else {
+          absl::StrAppend(&text, ",,,,\n");
+        }
+      }
+    }
+    std::string path = dir_.File(name);
+    std::ofstream(path) << text;
+    expected_[path] = text;
+    return path;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::map<std::string, std::string> expected_;
+};
+
+TEST_F(CliE2eTest, ImportThenExportRoundTrips) {
+  std::string csv = WriteCsv("sweep.csv", 3, 400);
+  auto imported = Surge({"import", "--job", "e2e", csv});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_THAT(imported.out, HasSubstr("imported 1200 rows into job 'e2e' (3 runs): 1200 new"));
+
+  auto exported = Surge({"records", "e2e"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_EQ(exported.out, expected_[csv]);
+
+  auto one_run = Surge({"records", "e2e", "--run", "r1", "--format", "json"});
+  ASSERT_EQ(one_run.exit_code, 0) << one_run.err;
+  std::vector<std::string> lines = absl::StrSplit(one_run.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 400u);
+  EXPECT_THAT(lines[0], HasSubstr("\"run\":\"r1\""));
+  EXPECT_THAT(lines[0], HasSubstr("\"evalLoss\""));
+
+  auto jobs = Surge({"jobs"});
+  EXPECT_THAT(jobs.out, HasSubstr("e2e"));
+  EXPECT_THAT(jobs.out, HasSubstr("1200"));
+  auto jobs_json = Surge({"jobs", "--json"});
+  EXPECT_THAT(jobs_json.out, HasSubstr("\"recordCount\": \"1200\""));
+  auto runs = Surge({"runs", "e2e", "--json"});
+  EXPECT_THAT(runs.out, HasSubstr("\"batchSize\": \"32\""));
+  auto show = Surge({"job", "show", "e2e"});
+  EXPECT_THAT(show.out, HasSubstr("records:"));
+
+  // Importing again stores nothing new: (run, step) is unique.
+  auto again = Surge({"import", "--job", "e2e", csv});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.out, HasSubstr("0 new, 1200 already stored"));
+  EXPECT_EQ(Surge({"records", "e2e"}).out, expected_[csv]);
+}
+
+TEST_F(CliE2eTest, ErrorsPrintCodeAndMessage) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> args;
+    std::string prefix;
+    std::string contains;
+  };
+  std::string bad_number = dir_.File("bad_number.csv");
+  std::ofstream(bad_number) << "run,step,examples,batch_size,lr,loss\nr,0,8,8,0.1,2\nr,1,16,8,abc,2\n";
+  std::string no_header = dir_.File("no_header.csv");
+  std::ofstream(no_header) << "run,step,examples,lr,loss\n";
+  std::string nan_lr = dir_.File("nan_lr.csv");
+  std::ofstream(nan_lr) << "run,step,examples,batch_size,lr,loss\nr,0,8,8,nan,2\n";
+  std::string conflict = dir_.File("conflict.csv");
+  std::ofstream(conflict) << "run,step,examples,batch_size,lr,loss\nr,0,8,8,0.1,2\nr,1,16,16,0.1,2\n";
+  const Case cases[] = {
+      {"missing job", {"job", "show", "nope"}, "NOT_FOUND: ", "job 'nope' not found"},
+      {"bad job name", {"runs", "bad name"}, "INVALID_ARGUMENT: ", "job: only letters"},
+      {"bad number", {"import", "--job", "x", bad_number}, "INVALID_ARGUMENT: ", ":3: column 'lr'"},
+      {"missing column", {"import", "--job", "x", no_header}, "INVALID_ARGUMENT: ", "batch_size"},
+      {"nan lr", {"import", "--job", "x", nan_lr}, "INVALID_ARGUMENT: ", "records[0].lr"},
+      {"batch conflict", {"import", "--job", "x", conflict}, "INVALID_ARGUMENT: ", ":3: run 'r'"},
+      {"missing file", {"import", "--job", "x", dir_.File("none.csv")}, "NOT_FOUND: ", "cannot open"},
+      {"records of missing job", {"records", "nope"}, "NOT_FOUND: ", "nope"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto result = Surge(c.args);
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_THAT(result.err, StartsWith(c.prefix));
+    EXPECT_THAT(result.err, HasSubstr(c.contains));
+  }
+}
+
+TEST_F(CliE2eTest, UnreachableServerIsUnavailable) {
+  auto result = testing::RunCommand(
+      {SURGE_CLI_BIN, "--server", "127.0.0.1:1", "--timeout", "2", "jobs"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, StartsWith("UNAVAILABLE: "));
+  EXPECT_THAT(result.err, HasSubstr("SURGE_SERVER"));
+}
+
+TEST_F(CliE2eTest, HelpListsCommands) {
+  auto result = testing::RunCommand({SURGE_CLI_BIN, "--help"});
+  EXPECT_EQ(result.exit_code, 0);
+  for (const char* command : {"jobs", "job", "runs", "records", "import"}) {
+    EXPECT_THAT(result.out, HasSubstr(command));
+  }
+  auto import_help = testing::RunCommand({SURGE_CLI_BIN, "import", "--help"});
+  EXPECT_THAT(import_help.out, HasSubstr("--job"));
+}
+
+}  // namespace
+}  // namespace surge
