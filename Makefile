@@ -1,27 +1,15 @@
-# Entry points a user runs. Each target calls the setup script first.
-#   make demo   - set up, build, start a server on ./demo.db and run the demo end to end
-#   make test   - set up, build, run the default test suite (ctest)
-#   make bench  - set up, build, run the benchmarks (long; not part of `make test`)
-BUILD_DIR ?= build
-JOBS ?= $(shell nproc)
-
-.PHONY: setup build demo test bench clean
-
-setup:
-	./scripts/setup.sh
-
-build: setup
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(BUILD_DIR) -j $(JOBS)
-
-demo: build
-	./scripts/demo.sh $(BUILD_DIR)
-
-test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -LE "gpu|slow"
-
-bench: build
-	./scripts/bench.sh $(BUILD_DIR)
-
+# Convenience targets; each calls the scripts the README names.
+#   make demo   == ./scripts/demo.sh    (set up, build, run the demo end to end)
+#   make test   == ./scripts/test.sh    (set up, build, run the default test suite)
+#   make bench  == ./scripts/bench.sh   (benchmarks; long, never part of `make test`)
+.PHONY: build demo test bench clean
+build:
+	./scripts/build.sh
+demo:
+	./scripts/demo.sh
+test:
+	./scripts/test.sh
+bench:
+	./scripts/bench.sh
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf build

@@ -242,7 +242,7 @@ absl::StatusOr<surge::v1::Run> SqliteStore::ReadRun(Statement& s, const std::str
 absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ReadRuns(
     int64_t job_id, const std::string& job, std::optional<std::string> name) {
   std::string sql = absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE job_id = ?",
-                                 name ? " AND name = ?" : "", " ORDER BY name");
+                                 name ? " AND name = ?" : "", " ORDER BY batch_size, name");
   SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(sql));
   select->BindInt(1, job_id);
   if (name) select->BindText(2, *name);

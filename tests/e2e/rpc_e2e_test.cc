@@ -113,8 +113,9 @@ TEST_F(RpcE2eTest, RunRpcs) {
   auto runs = client_->ListRuns("j");
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs->runs_size(), 2);
-  EXPECT_EQ(runs->runs(0).name(), "probe");
-  EXPECT_EQ(runs->runs(0).parent().checkpoint_step(), 100);
+  EXPECT_EQ(runs->runs(0).name(), "r") << "ordered by batch size: 64 before 128";
+  EXPECT_EQ(runs->runs(1).name(), "probe");
+  EXPECT_EQ(runs->runs(1).parent().checkpoint_step(), 100);
   EXPECT_EQ(client_->ListRuns("nojob").status().code(), absl::StatusCode::kNotFound);
 }
 

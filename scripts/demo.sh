@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job end to end: set up, build, start surge-server on ./demo.db
+# (embedded SQLite), stream a generated sweep through the CLI, and print what
+# was stored. The server is stopped (SIGTERM) at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/build.sh
+BUILD_DIR=${BUILD_DIR:-build}
+BIN="$BUILD_DIR"
+PORT=${SURGE_DEMO_PORT:-50051}
+export SURGE_SERVER="127.0.0.1:$PORT"
+DB=${SURGE_DEMO_DB:-./demo.db}
+WORK=$(mktemp -d)
+trap 'kill -TERM $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+rm -f "$DB" "$DB-wal" "$DB-shm"
+echo "== starting surge-server on $SURGE_SERVER, database $DB"
+"$BIN/server/surge-server" --listen="$SURGE_SERVER" --db="$DB" --port_file="$WORK/port" &
+SERVER_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+[ -s "$WORK/port" ] || { echo "demo: surge-server did not start (port $PORT busy? set SURGE_DEMO_PORT)" >&2; exit 1; }
+
+echo "== generating a sweep: 8 runs (batch sizes 2..256) x 500 steps"
+python3 scripts/gen_records.py --runs 8 --steps 500 > "$WORK/sweep.csv"
+head -3 "$WORK/sweep.csv"
+
+echo "== surge import --job demo-sweep sweep.csv"
+"$BIN/client/surge" import --job demo-sweep "$WORK/sweep.csv"
+echo "== surge jobs"
+"$BIN/client/surge" jobs
+echo "== surge runs demo-sweep"
+"$BIN/client/surge" runs demo-sweep
+echo "== surge records demo-sweep --run bs64 (first 5 rows)"
+"$BIN/client/surge" records demo-sweep --run bs64 | head -6
+echo "== stopping the server (SIGTERM)"
