@@ -2,10 +2,12 @@
 // split-and-parse per line with std::from_chars.
 #include "client/cli/csv_reader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -17,7 +19,10 @@ template <typename T>
 bool ParseNumber(absl::string_view text, T& out) {
   text = absl::StripAsciiWhitespace(text);
   if (text.empty()) return false;
-  if (text.front() == '+') text.remove_prefix(1);
+  // from_chars takes no leading '+'; accept one before a digit or a point.
+  if (text.size() > 1 && text.front() == '+' && (absl::ascii_isdigit(text[1]) || text[1] == '.')) {
+    text.remove_prefix(1);
+  }
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size();
 }
@@ -98,7 +103,7 @@ absl::StatusOr<bool> CsvRecordReader::Next(CsvRow& row) {
   while (true) {
     if (!std::getline(in_, line_)) return false;
     ++line_no_;
-    bytes_read_ += static_cast<int64_t>(line_.size()) + 1;
+    bytes_read_ = std::min(file_size_, bytes_read_ + static_cast<int64_t>(line_.size()) + 1);
     if (!line_.empty() && line_.back() == '\r') line_.pop_back();
     if (!absl::StripAsciiWhitespace(line_).empty()) break;
   }
@@ -136,6 +141,17 @@ absl::StatusOr<bool> CsvRecordReader::Next(CsvRow& row) {
   if (eval_loss_ != -1 &&
       !absl::StripAsciiWhitespace(cells_[static_cast<size_t>(eval_loss_)]).empty()) {
     SURGE_CSV_DOUBLE(eval_loss_, "eval_loss", r.set_eval_loss);
+  }
+  if (grad_sq_small_ != -1) {
+    int filled = 0;
+    for (int col : {grad_sq_small_, grad_sq_big_, b_small_, b_big_}) {
+      filled += absl::StripAsciiWhitespace(cells_[static_cast<size_t>(col)]).empty() ? 0 : 1;
+    }
+    if (filled != 0 && filled != 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ":", line_no_,
+                       ": grad_sq_small,grad_sq_big,b_small,b_big are all set or all empty"));
+    }
   }
   if (grad_sq_small_ != -1 &&
       !absl::StripAsciiWhitespace(cells_[static_cast<size_t>(grad_sq_small_)]).empty()) {

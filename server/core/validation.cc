@@ -173,8 +173,15 @@ absl::Status ValidateIngestBatch(const surge::v1::IngestRequest& request, uint64
                                                      " per batch, got ", request.records_size(),
                                                      "; split the batch"));
   }
+  const std::string* last_run = nullptr;
   for (int i = 0; i < request.records_size(); ++i) {
-    SURGE_RETURN_IF_ERROR(ValidateRecord(request.records(i), i));
+    const surge::v1::Record& record = request.records(i);
+    SURGE_RETURN_IF_ERROR(ValidateRecord(record, i));
+    // Run names are checked once per change of run within the batch.
+    if (last_run == nullptr || *last_run != record.run()) {
+      SURGE_RETURN_IF_ERROR(ValidateName(absl::StrCat("records[", i, "].run"), record.run()));
+      last_run = &record.run();
+    }
   }
   return absl::OkStatus();
 }

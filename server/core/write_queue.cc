@@ -42,12 +42,12 @@ absl::Status WriteQueue::Enqueue(Task task) {
 void WriteQueue::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
   work_cv_.notify_all();
   space_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // Concurrent Stop() calls: exactly one joins, the others wait for it.
+  std::call_once(join_once_, [this] { thread_.join(); });
 }
 
 WriteQueueStats WriteQueue::stats() const {

@@ -104,6 +104,7 @@ class WriteQueue {
   size_t queued_records_ = 0;
   bool stopping_ = false;
   WriteQueueStats stats_;
+  std::once_flag join_once_;
   std::thread thread_;
 };
 

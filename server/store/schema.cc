@@ -6,10 +6,13 @@ namespace surge::store {
 
 const std::vector<const char*>& Migrations() {
   static const std::vector<const char*> kMigrations = {
-      // Version 1: jobs, runs, run labels, records.
+      // Version 1: jobs, runs, run labels, records. Job and run ids are
+      // AUTOINCREMENT: an id is never reused after a delete, so a stale id
+      // (cached by an ingest stream) fails its foreign key instead of
+      // landing in another job's run.
       R"sql(
 CREATE TABLE jobs (
-  id             INTEGER PRIMARY KEY,
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
   name           TEXT    NOT NULL UNIQUE,
   batch_unit     INTEGER NOT NULL,
   description    TEXT    NOT NULL DEFAULT '',
@@ -17,7 +20,7 @@ CREATE TABLE jobs (
   update_time_us INTEGER NOT NULL
 );
 CREATE TABLE runs (
-  id                 INTEGER PRIMARY KEY,
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,
   job_id             INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
   name               TEXT    NOT NULL,
   batch_size         INTEGER NOT NULL,
