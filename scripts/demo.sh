@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end: set up, build, start surge-server on ./demo.db
-# (embedded SQLite), stream a generated sweep through the CLI, and print what
-# was stored. The server is stopped (SIGTERM) at the end.
+# (embedded SQLite), stream a generated sweep through the CLI and print what
+# was stored, then import a synthetic probe sweep, print its fit and advice
+# for a few batch sizes. The server is stopped (SIGTERM) at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
@@ -32,4 +33,15 @@ echo "== surge runs demo-sweep"
 "$BIN/client/surge" runs demo-sweep
 echo "== surge records demo-sweep --run bs64 (first 5 rows)"
 "$BIN/client/surge" records demo-sweep --run bs64 | head -6
+echo
+echo "== a probe sweep: a base run's loss curve + raw probe results at 2 stages (synthetic surge data)"
+python3 scripts/gen_probe_sweep.py --out-dir "$WORK/probe"
+"$BIN/client/surge" import --job demo-probe "$WORK/probe/base.csv"
+"$BIN/client/surge" import --job demo-probe "$WORK/probe/probes.csv"
+echo "== surge fit --job demo-probe"
+"$BIN/client/surge" fit --job demo-probe
+for b in 4 32 256 2048; do
+  echo "== surge advise --job demo-probe --batch $b --step 1500"
+  "$BIN/client/surge" advise --job demo-probe --batch "$b" --step 1500
+done
 echo "== stopping the server (SIGTERM)"

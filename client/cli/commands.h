@@ -3,6 +3,8 @@
 #ifndef SURGE_CLIENT_CLI_COMMANDS_H_
 #define SURGE_CLIENT_CLI_COMMANDS_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -26,7 +28,13 @@ absl::Status DeleteJob(client::SurgeClient& client, const std::string& job, bool
 absl::Status ListRuns(client::SurgeClient& client, const std::string& job, bool json);
 absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
                          const std::string& run, const std::string& format);
+// Imports records, measured optima or raw probe results: the kind is told
+// by the CSV header (see `surge import --help`).
 absl::Status Import(client::SurgeClient& client, const ImportArgs& args);
+
+absl::Status ShowFit(client::SurgeClient& client, const std::string& job, bool json);
+absl::Status Advise(client::SurgeClient& client, const std::string& job, double batch_size,
+                    std::optional<int64_t> step, bool json);
 
 }  // namespace surge::cli
 

@@ -53,8 +53,11 @@ int main(int argc, char** argv) {
   surge::cli::ImportArgs import_args;
   auto* import = app.add_subcommand(
       "import",
-      "Stream a CSV of records into a job (header: run,step,examples,batch_size,lr,loss\n"
-      "[,eval_loss][,grad_sq_small,grad_sq_big,b_small,b_big]); creates the job and runs");
+      "Import a CSV into a job (created if missing); the header tells the kind:\n"
+      "  records: run,step,examples,batch_size,lr,loss[,eval_loss]"
+      "[,grad_sq_small,grad_sq_big,b_small,b_big]\n"
+      "  measured optima: stage,stage_loss,batch_size,lr_opt,lr_opt_se\n"
+      "  raw probe results: stage,stage_loss,batch_size,lr,seed,improvement");
   import->add_option("--job", import_args.job, "job name (created if missing)")->required();
   import->add_option("file", import_args.file, "CSV file")->required();
   import->add_option("--unit", import_args.unit, "batch-size unit if the job is created")
@@ -64,6 +67,21 @@ int main(int argc, char** argv) {
   import->add_option("--ingest-timeout", import_args.timeout_s,
                      "give up when the server accepts nothing for this many seconds")
       ->check(CLI::PositiveNumber);
+
+  double batch_size = 0;
+  int64_t step = -1;
+  auto* advise = app.add_subcommand("advise", "Optimal learning rate for a batch size at a step");
+  advise->add_option("--job", job_name, "job name")->required();
+  advise->add_option("--batch", batch_size, "batch size (in the job's unit)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  advise->add_option("--step", step, "training step (default: the latest stage)")
+      ->check(CLI::NonNegativeNumber);
+  advise->add_flag("--json", json, "print the Advice as JSON (the LR is field `lr`)");
+
+  auto* fit = app.add_subcommand("fit", "Show the job's fit: per-batch optima, models, drift");
+  fit->add_option("--job", job_name, "job name")->required();
+  fit->add_flag("--json", json, "print the Fit as JSON");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -87,6 +105,11 @@ int main(int argc, char** argv) {
     status = surge::cli::ListRecords(client, job_name, run_name, json ? "json" : format);
   } else if (*import) {
     status = surge::cli::Import(client, import_args);
+  } else if (*advise) {
+    status = surge::cli::Advise(client, job_name, batch_size,
+                                step >= 0 ? std::optional<int64_t>(step) : std::nullopt, json);
+  } else if (*fit) {
+    status = surge::cli::ShowFit(client, job_name, json);
   }
   if (!status.ok()) {
     std::cerr << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";

@@ -31,7 +31,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
                {"service": "surge.v1.Surge", "method": "DeleteJob"},
                {"service": "surge.v1.Surge", "method": "CreateRun"},
                {"service": "surge.v1.Surge", "method": "ListRuns"},
-               {"service": "surge.v1.Surge", "method": "ListRecords"}],
+               {"service": "surge.v1.Surge", "method": "ListRecords"},
+               {"service": "surge.v1.Surge", "method": "AddOptima"},
+               {"service": "surge.v1.Surge", "method": "GetFit"},
+               {"service": "surge.v1.Surge", "method": "GetAdvice"}],
       "retryPolicy": {
         "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.5s",
         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})json");
@@ -97,7 +100,54 @@ absl::StatusOr<surge::v1::ListRecordsResponse> SurgeClient::ListRecords(
   SURGE_UNARY_CALL(ListRecords, request, surge::v1::ListRecordsResponse);
 }
 
+absl::StatusOr<surge::v1::AddOptimaResponse> SurgeClient::AddOptima(
+    const std::string& job, const std::vector<surge::v1::MeasuredOptimum>& optima) {
+  surge::v1::AddOptimaRequest request;
+  request.set_job(job);
+  for (const auto& o : optima) *request.add_optima() = o;
+  SURGE_UNARY_CALL(AddOptima, request, surge::v1::AddOptimaResponse);
+}
+
+absl::StatusOr<surge::v1::Fit> SurgeClient::GetFit(const std::string& job) {
+  surge::v1::GetFitRequest request;
+  request.set_job(job);
+  SURGE_UNARY_CALL(GetFit, request, surge::v1::Fit);
+}
+
+absl::StatusOr<surge::v1::Advice> SurgeClient::GetAdvice(const std::string& job,
+                                                         double batch_size,
+                                                         std::optional<int64_t> step) {
+  surge::v1::GetAdviceRequest request;
+  request.set_job(job);
+  request.set_batch_size(batch_size);
+  if (step) request.set_step(*step);
+  SURGE_UNARY_CALL(GetAdvice, request, surge::v1::Advice);
+}
+
 #undef SURGE_UNARY_CALL
+
+absl::Status SurgeClient::WatchFits(const std::string& job, absl::Duration timeout,
+                                    const std::function<bool(const surge::v1::Fit&)>& sink) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
+  surge::v1::WatchFitsRequest request;
+  request.set_job(job);
+  auto reader = stub_->WatchFits(&context, request);
+  surge::v1::Fit fit;
+  while (reader->Read(&fit)) {
+    if (!sink(fit)) {
+      context.TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+      status.error_code() == grpc::StatusCode::CANCELLED) {
+    return absl::OkStatus();
+  }
+  return FromGrpcStatus(status);
+}
 
 absl::Status SurgeClient::ForEachRecordPage(
     const std::string& job, const std::string& run, int page_size,

@@ -9,7 +9,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +42,16 @@ class SurgeClient {
   absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const std::string& job);
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(
       const surge::v1::ListRecordsRequest& request);
+  absl::StatusOr<surge::v1::AddOptimaResponse> AddOptima(
+      const std::string& job, const std::vector<surge::v1::MeasuredOptimum>& optima);
+  absl::StatusOr<surge::v1::Fit> GetFit(const std::string& job);
+  absl::StatusOr<surge::v1::Advice> GetAdvice(const std::string& job, double batch_size,
+                                              std::optional<int64_t> step);
+  // Streams fits of `job` to `sink` until it returns false, `timeout` passes
+  // (then OK), or the stream fails.
+  absl::Status WatchFits(const std::string& job, absl::Duration timeout,
+                         const std::function<bool(const surge::v1::Fit&)>& sink);
+
   // Pages through every record of a job (or one run when `run` is not empty),
   // calling `sink` for each page, in order.
   absl::Status ForEachRecordPage(

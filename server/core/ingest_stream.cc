@@ -55,7 +55,11 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
   uint64_t seq = request->seq();
   last_seq_ = seq;
   batch.request = std::move(request);
-  batch.done = [this, seq](const absl::StatusOr<BatchResult>& r) { OnCommitted(seq, r); };
+  batch.done = [this, seq, job = batch.request->job()](const absl::StatusOr<BatchResult>& r) {
+    // New evidence for the job's fit (debounced; never waits on the fit).
+    if (r.ok() && r->stored > 0) core_->OnRecordsStored(job);
+    OnCommitted(seq, r);
+  };
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++pending_;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/core/fit_convert.h"
 #include "server/core/validation.h"
 #include "server/util/status_macros.h"
 
@@ -24,12 +25,16 @@ absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& op
                          store::SqliteStore::Open(options.db_path));
   auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
   auto readers = std::make_unique<ReaderPool>(options.db_path, options.max_readers);
-  return std::unique_ptr<SurgeCore>(new SurgeCore(std::move(queue), std::move(readers)));
+  return std::unique_ptr<SurgeCore>(
+      new SurgeCore(std::move(queue), std::move(readers), options.fits));
 }
 
 SurgeCore::~SurgeCore() { Shutdown(); }
 
-void SurgeCore::Shutdown() { write_queue_->Stop(); }
+void SurgeCore::Shutdown() {
+  fits_->Stop();
+  write_queue_->Stop();
+}
 
 absl::StatusOr<surge::v1::Job> SurgeCore::CreateJob(const surge::v1::CreateJobRequest& request) {
   SURGE_RETURN_IF_ERROR(ValidateJob(request.job()));
@@ -60,6 +65,7 @@ absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
   SURGE_ASSIGN_OR_RETURN(store::DeleteCounts counts,
                          write_queue_->Run<store::DeleteCounts>(
                              [name](store::SqliteStore& s) { return s.DeleteJob(name); }));
+  fits_->Forget(name);
   surge::v1::DeleteJobResponse response;
   response.set_runs_deleted(counts.runs);
   response.set_records_deleted(counts.records);
@@ -114,6 +120,54 @@ absl::StatusOr<surge::v1::ListRecordsResponse> SurgeCore::ListRecords(
   response.mutable_records()->Reserve(static_cast<int>(page.records.size()));
   for (auto& r : page.records) *response.add_records() = std::move(r);
   if (page.next) response.set_next_page_token(EncodePageToken(*page.next));
+  return response;
+}
+
+absl::StatusOr<surge::v1::AddOptimaResponse> SurgeCore::AddOptima(
+    const surge::v1::AddOptimaRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(ValidateOptima(request));
+  std::string job = request.job();
+  std::vector<surge::v1::MeasuredOptimum> optima(request.optima().begin(),
+                                                 request.optima().end());
+  SURGE_RETURN_IF_ERROR(write_queue_->Run<bool>([job, optima](store::SqliteStore& s)
+                                                    -> absl::StatusOr<bool> {
+    SURGE_ASSIGN_OR_RETURN(int64_t job_id, s.JobId(job));
+    SURGE_RETURN_IF_ERROR(s.AddOptima(job_id, optima));
+    return true;
+  }).status());
+  fits_->MarkDirty(job);
+  surge::v1::AddOptimaResponse response;
+  response.set_stored(request.optima_size());
+  return response;
+}
+
+absl::StatusOr<std::shared_ptr<const FitEntry>> SurgeCore::LatestFit(const std::string& job) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", job));
+  return fits_->Latest(job);
+}
+
+absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest& request) {
+  SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
+  return entry->proto;
+}
+
+absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
+    const surge::v1::GetAdviceRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateAdviceRequest(request));
+  SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
+  if (!entry->fit) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job '", request.job(), "' has no usable fit yet: ", entry->status.message()));
+  }
+  std::optional<int64_t> step;
+  if (request.has_step()) step = request.step();
+  SURGE_ASSIGN_OR_RETURN(fit::Advice advice,
+                         fit::Advise(*entry->fit, request.batch_size(), step));
+  surge::v1::Advice response;
+  AdviceToProto(advice, &response);
+  response.set_job(request.job());
+  response.set_fit_version(entry->proto.version());
   return response;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/core/fit_service.h"
 #include "server/core/ingest_stream.h"
 #include "server/core/reader_pool.h"
 #include "server/core/write_queue.h"
@@ -20,6 +21,7 @@ namespace surge::core {
 struct CoreOptions {
   std::string db_path = "surge.db";
   WriteQueueOptions write;
+  FitServiceOptions fits;
   int max_readers = 8;
 };
 
@@ -38,24 +40,47 @@ class SurgeCore {
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(
       const surge::v1::ListRecordsRequest& request);
 
+  // --- fits and advice ---
+  absl::StatusOr<surge::v1::AddOptimaResponse> AddOptima(
+      const surge::v1::AddOptimaRequest& request);
+  absl::StatusOr<surge::v1::Fit> GetFit(const surge::v1::GetFitRequest& request);
+  absl::StatusOr<surge::v1::Advice> GetAdvice(const surge::v1::GetAdviceRequest& request);
+  // For WatchFits: the latest fit (or a not-found error), then newer ones.
+  absl::StatusOr<std::shared_ptr<const FitEntry>> LatestFit(const std::string& job);
+  std::shared_ptr<const FitEntry> WaitNewerFit(const std::string& job, int64_t after_version,
+                                               absl::Duration timeout) {
+    return fits_->WaitNewer(job, after_version, timeout);
+  }
+  bool stopping() const { return fits_->stopping(); }
+  FitService& fits() { return *fits_; }
+
   // Starts the server side of an Ingest stream.
   std::unique_ptr<IngestStream> OpenIngestStream() {
     return std::make_unique<IngestStream>(this);
   }
 
-  // Commits what is queued, then refuses writes with Unavailable.
+  // Ends fit watchers and the fit thread (first step of a shutdown).
+  void StopFits() { fits_->Stop(); }
+  // Stops fits, commits what is queued, then refuses writes with Unavailable.
   void Shutdown();
+
+  // Called (on the writer thread) after records of `job` were committed.
+  void OnRecordsStored(const std::string& job) { fits_->MarkDirty(job); }
 
   // Used by IngestStream.
   absl::StatusOr<store::RunKey> LookupRun(const std::string& job, const std::string& run);
   WriteQueue& write_queue() { return *write_queue_; }
 
  private:
-  SurgeCore(std::unique_ptr<WriteQueue> write_queue, std::unique_ptr<ReaderPool> readers)
-      : write_queue_(std::move(write_queue)), readers_(std::move(readers)) {}
+  SurgeCore(std::unique_ptr<WriteQueue> write_queue, std::unique_ptr<ReaderPool> readers,
+            const FitServiceOptions& fit_options)
+      : write_queue_(std::move(write_queue)),
+        readers_(std::move(readers)),
+        fits_(std::make_unique<FitService>(readers_.get(), write_queue_.get(), fit_options)) {}
 
   std::unique_ptr<WriteQueue> write_queue_;
   std::unique_ptr<ReaderPool> readers_;
+  std::unique_ptr<FitService> fits_;
 };
 
 // Page tokens of ListRecords: "<run_id>:<step>" behind a version tag.

@@ -186,4 +186,39 @@ absl::Status ValidateIngestBatch(const surge::v1::IngestRequest& request, uint64
   return absl::OkStatus();
 }
 
+absl::Status ValidateOptima(const surge::v1::AddOptimaRequest& request) {
+  if (request.optima_size() > kMaxRecordsPerBatch) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "optima: at most ", kMaxRecordsPerBatch, " per call, got ", request.optima_size()));
+  }
+  for (int i = 0; i < request.optima_size(); ++i) {
+    const auto& o = request.optima(i);
+    auto field = [i](absl::string_view name) { return absl::StrCat("optima[", i, "].", name); };
+    if (o.stage() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(field("stage"), ": must be >= 0, got ", o.stage()));
+    }
+    auto positive = [&](absl::string_view name, double v) -> absl::Status {
+      if (!std::isfinite(v) || v <= 0) return Bad(field(name), "must be finite and > 0", v);
+      return absl::OkStatus();
+    };
+    SURGE_RETURN_IF_ERROR(positive("stage_loss", o.stage_loss()));
+    SURGE_RETURN_IF_ERROR(positive("batch_size", o.batch_size()));
+    SURGE_RETURN_IF_ERROR(positive("lr_opt", o.lr_opt()));
+    SURGE_RETURN_IF_ERROR(CheckNonNegative(field("lr_opt_se"), o.lr_opt_se()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAdviceRequest(const surge::v1::GetAdviceRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  if (!std::isfinite(request.batch_size()) || request.batch_size() <= 0) {
+    return Bad("batch_size", "must be finite and > 0", request.batch_size());
+  }
+  if (request.has_step() && request.step() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step: must be >= 0, got ", request.step()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace surge::core

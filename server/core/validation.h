@@ -31,6 +31,13 @@ absl::Status ValidateRecord(const surge::v1::Record& record, int index);
 // record. `last_seq` is the previous seq on the stream (0 at the start).
 absl::Status ValidateIngestBatch(const surge::v1::IngestRequest& request, uint64_t last_seq);
 
+// AddOptima: at most 100,000 optima, each with stage >= 0, stage_loss > 0,
+// batch_size > 0, lr_opt > 0 and lr_opt_se >= 0 (all finite).
+absl::Status ValidateOptima(const surge::v1::AddOptimaRequest& request);
+
+// GetAdvice: job name, batch_size finite and > 0, step >= 0 when present.
+absl::Status ValidateAdviceRequest(const surge::v1::GetAdviceRequest& request);
+
 }  // namespace surge::core
 
 #endif  // SURGE_SERVER_CORE_VALIDATION_H_

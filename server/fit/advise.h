@@ -61,7 +61,7 @@ struct Advice {
   double ln_lr_se = NAN;
   BNoiseKind b_noise_kind = BNoiseKind::kUnknown;
   double b_noise = NAN;           // point, or the bound
-  Interval b_noise_ci95;          // point only
+  Interval b_noise_ci95;          // point: 95%; bound: [bound, inf) or [0, bound]
   double eps_max = NAN;           // NaN unless the peak is identified
   Interval eps_max_ci95;
   std::vector<ModelWeight> model_weights;

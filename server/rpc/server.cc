@@ -39,6 +39,7 @@ SurgeServer::~SurgeServer() { Shutdown(); }
 void SurgeServer::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (core_) core_->StopFits();  // ends WatchFits streams at once
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     auto deadline = std::chrono::system_clock::now() +

@@ -60,6 +60,45 @@ grpc::Status SurgeService::ListRecords(grpc::ServerContext*,
   return Reply(core_->ListRecords(*request), response);
 }
 
+grpc::Status SurgeService::AddOptima(grpc::ServerContext*,
+                                     const surge::v1::AddOptimaRequest* request,
+                                     surge::v1::AddOptimaResponse* response) {
+  return Reply(core_->AddOptima(*request), response);
+}
+
+grpc::Status SurgeService::GetFit(grpc::ServerContext*, const surge::v1::GetFitRequest* request,
+                                  surge::v1::Fit* response) {
+  return Reply(core_->GetFit(*request), response);
+}
+
+grpc::Status SurgeService::GetAdvice(grpc::ServerContext*,
+                                     const surge::v1::GetAdviceRequest* request,
+                                     surge::v1::Advice* response) {
+  return Reply(core_->GetAdvice(*request), response);
+}
+
+// Sends the latest fit, then each newer one; polls for cancellation once a
+// second while no fit lands.
+grpc::Status SurgeService::WatchFits(grpc::ServerContext* context,
+                                     const surge::v1::WatchFitsRequest* request,
+                                     grpc::ServerWriter<surge::v1::Fit>* writer) {
+  absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest = core_->LatestFit(request->job());
+  if (!latest.ok()) return ToGrpcStatus(latest.status());
+  if (!writer->Write((*latest)->proto)) return grpc::Status::CANCELLED;
+  int64_t version = (*latest)->proto.version();
+  while (!context->IsCancelled()) {
+    std::shared_ptr<const core::FitEntry> next =
+        core_->WaitNewerFit(request->job(), version, absl::Seconds(1));
+    if (core_->stopping()) {
+      return ToGrpcStatus(absl::UnavailableError("server is shutting down; watch again later"));
+    }
+    if (next == nullptr) continue;
+    version = next->proto.version();
+    if (!writer->Write(next->proto)) break;
+  }
+  return grpc::Status::CANCELLED;
+}
+
 // Reads batches on this thread and writes acks from a second one, so acks
 // flow while the client keeps sending. On a bad batch, earlier batches are
 // committed and acked before the error ends the stream.

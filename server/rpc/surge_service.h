@@ -26,6 +26,14 @@ class SurgeService final : public surge::v1::Surge::Service {
                         surge::v1::ListRunsResponse* response) override;
   grpc::Status ListRecords(grpc::ServerContext*, const surge::v1::ListRecordsRequest* request,
                            surge::v1::ListRecordsResponse* response) override;
+  grpc::Status AddOptima(grpc::ServerContext*, const surge::v1::AddOptimaRequest* request,
+                         surge::v1::AddOptimaResponse* response) override;
+  grpc::Status GetFit(grpc::ServerContext*, const surge::v1::GetFitRequest* request,
+                      surge::v1::Fit* response) override;
+  grpc::Status GetAdvice(grpc::ServerContext*, const surge::v1::GetAdviceRequest* request,
+                         surge::v1::Advice* response) override;
+  grpc::Status WatchFits(grpc::ServerContext* context, const surge::v1::WatchFitsRequest* request,
+                         grpc::ServerWriter<surge::v1::Fit>* writer) override;
   grpc::Status Ingest(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream)

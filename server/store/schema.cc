@@ -61,6 +61,33 @@ CREATE TABLE records (
   PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
 )sql",
+      // Version 2: measured optima (AddOptima) and the history of fits.
+      R"sql(
+CREATE TABLE measured_optima (
+  job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  stage_id   INTEGER NOT NULL,
+  batch_size REAL    NOT NULL,
+  stage_loss REAL    NOT NULL,
+  lr_opt     REAL    NOT NULL,
+  lr_opt_se  REAL    NOT NULL,
+  PRIMARY KEY (job_id, stage_id, batch_size)
+) WITHOUT ROWID;
+CREATE TABLE fits (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id          INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  version         INTEGER NOT NULL,
+  create_time_us  INTEGER NOT NULL,
+  ok              INTEGER NOT NULL,
+  probe_points    INTEGER NOT NULL,
+  measured_optima INTEGER NOT NULL,
+  loss_points     INTEGER NOT NULL,
+  stages          INTEGER NOT NULL,
+  records_seen    INTEGER NOT NULL,
+  fit_us          INTEGER NOT NULL,
+  fit             BLOB    NOT NULL,
+  UNIQUE (job_id, version)
+);
+)sql",
   };
   return kMigrations;
 }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/store/schema.h"
 #include "server/util/status_macros.h"
 
@@ -46,6 +47,7 @@ SqliteStore::~SqliteStore() {
   lookup_run_.reset();
   list_records_.reset();
   job_runs_after_.reset();
+  last_record_.reset();
 }
 
 absl::Status SqliteStore::Configure(const StoreOptions& options) {
@@ -240,7 +242,8 @@ absl::StatusOr<surge::v1::Run> SqliteStore::ReadRun(Statement& s, const std::str
 }
 
 absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ReadRuns(
-    int64_t job_id, const std::string& job, std::optional<std::string> name) {
+    int64_t job_id, const std::string& job, std::optional<std::string> name,
+    std::vector<int64_t>* ids) {
   std::string sql = absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE job_id = ?",
                                  name ? " AND name = ?" : "", " ORDER BY batch_size, name");
   SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(sql));
@@ -251,6 +254,7 @@ absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ReadRuns(
     SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
     if (!row) break;
     SURGE_ASSIGN_OR_RETURN(surge::v1::Run run, ReadRun(*select, job));
+    if (ids != nullptr) ids->push_back(select->ColumnInt(0));
     runs.push_back(std::move(run));
   }
   return runs;
@@ -340,6 +344,145 @@ absl::StatusOr<RunKey> SqliteStore::LookupRun(const std::string& job, const std:
   RunKey key{lookup_run_->ColumnInt(0), lookup_run_->ColumnInt(1), lookup_run_->ColumnInt(2)};
   lookup_run_->Reset();
   return key;
+}
+
+// ---------------------------------------------------------------- evidence
+
+absl::StatusOr<std::vector<std::pair<int64_t, surge::v1::Run>>> SqliteStore::ListRunsWithIds(
+    const std::string& job) {
+  SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(job));
+  std::vector<int64_t> ids;
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Run> runs,
+                         ReadRuns(job_id, job, std::nullopt, &ids));
+  std::vector<std::pair<int64_t, surge::v1::Run>> out;
+  out.reserve(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) out.emplace_back(ids[i], std::move(runs[i]));
+  return out;
+}
+
+absl::StatusOr<std::optional<surge::v1::Record>> SqliteStore::LastRecord(int64_t run_id) {
+  if (!last_record_) {
+    SURGE_ASSIGN_OR_RETURN(
+        last_record_,
+        db_->Prepare("SELECT step, examples, lr, loss, eval_loss FROM records "
+                     "WHERE run_id = ? ORDER BY step DESC LIMIT 1"));
+  }
+  Statement& s = *last_record_;
+  s.Reset();
+  s.BindInt(1, run_id);
+  SURGE_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<surge::v1::Record>();
+  surge::v1::Record r;
+  r.set_step(s.ColumnInt(0));
+  r.set_examples(s.ColumnInt(1));
+  r.set_lr(s.ColumnDouble(2));
+  r.set_loss(s.ColumnDouble(3));
+  if (auto eval = OptDouble(s, 4)) r.set_eval_loss(*eval);
+  s.Reset();
+  return std::optional<surge::v1::Record>(std::move(r));
+}
+
+absl::Status SqliteStore::AddOptima(int64_t job_id,
+                                    const std::vector<surge::v1::MeasuredOptimum>& optima) {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  absl::Status status = [&]() -> absl::Status {
+    SURGE_ASSIGN_OR_RETURN(
+        auto insert,
+        db_->Prepare("INSERT OR REPLACE INTO measured_optima (job_id, stage_id, batch_size, "
+                     "stage_loss, lr_opt, lr_opt_se) VALUES (?, ?, ?, ?, ?, ?)"));
+    for (const auto& o : optima) {
+      insert->Reset();
+      insert->BindInt(1, job_id);
+      insert->BindInt(2, o.stage());
+      insert->BindDouble(3, o.batch_size());
+      insert->BindDouble(4, o.stage_loss());
+      insert->BindDouble(5, o.lr_opt());
+      insert->BindDouble(6, o.lr_opt_se());
+      SURGE_RETURN_IF_ERROR(insert->Execute());
+    }
+    SURGE_ASSIGN_OR_RETURN(auto touch,
+                           db_->Prepare("UPDATE jobs SET update_time_us = ? WHERE id = ?"));
+    touch->BindInt(1, absl::ToUnixMicros(absl::Now()));
+    touch->BindInt(2, job_id);
+    return touch->Execute();
+  }();
+  if (!status.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    return status;
+  }
+  return db_->Exec("COMMIT;");
+}
+
+absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> SqliteStore::ListOptima(int64_t job_id) {
+  SURGE_ASSIGN_OR_RETURN(auto select,
+                         db_->Prepare("SELECT stage_id, batch_size, stage_loss, lr_opt, lr_opt_se "
+                                      "FROM measured_optima WHERE job_id = ? "
+                                      "ORDER BY stage_id, batch_size"));
+  select->BindInt(1, job_id);
+  std::vector<surge::v1::MeasuredOptimum> out;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    surge::v1::MeasuredOptimum& o = out.emplace_back();
+    o.set_stage(select->ColumnInt(0));
+    o.set_batch_size(select->ColumnDouble(1));
+    o.set_stage_loss(select->ColumnDouble(2));
+    o.set_lr_opt(select->ColumnDouble(3));
+    o.set_lr_opt_se(select->ColumnDouble(4));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::InsertFit(int64_t job_id, surge::v1::Fit& fit) {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  absl::StatusOr<int64_t> result = [&]() -> absl::StatusOr<int64_t> {
+    SURGE_ASSIGN_OR_RETURN(
+        auto next, db_->Prepare("SELECT COALESCE(MAX(version), 0) + 1 FROM fits WHERE job_id = ?"));
+    next->BindInt(1, job_id);
+    SURGE_RETURN_IF_ERROR(next->Step().status());
+    int64_t version = next->ColumnInt(0);
+    fit.set_version(version);
+    std::string blob;
+    fit.SerializeToString(&blob);
+    SURGE_ASSIGN_OR_RETURN(
+        auto insert,
+        db_->Prepare("INSERT INTO fits (job_id, version, create_time_us, ok, probe_points, "
+                     "measured_optima, loss_points, stages, records_seen, fit_us, fit) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert->BindInt(1, job_id);
+    insert->BindInt(2, version);
+    insert->BindInt(3, fit.create_time_us());
+    insert->BindInt(4, fit.error().empty() ? 1 : 0);
+    insert->BindInt(5, fit.inputs().probe_points());
+    insert->BindInt(6, fit.inputs().measured_optima());
+    insert->BindInt(7, fit.inputs().loss_points());
+    insert->BindInt(8, fit.inputs().stages());
+    insert->BindInt(9, fit.inputs().records_seen());
+    insert->BindInt(10, static_cast<int64_t>(fit.fit_ms() * 1000));
+    insert->BindBlob(11, blob);
+    SURGE_RETURN_IF_ERROR(insert->Execute());
+    return version;
+  }();
+  if (!result.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    return result;
+  }
+  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
+  return result;
+}
+
+absl::StatusOr<std::optional<surge::v1::Fit>> SqliteStore::LatestFit(int64_t job_id) {
+  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT fit FROM fits WHERE job_id = ? "
+                                                   "ORDER BY version DESC LIMIT 1"));
+  select->BindInt(1, job_id);
+  SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+  if (!row) return std::optional<surge::v1::Fit>();
+  surge::v1::Fit fit;
+  std::string blob = select->ColumnBlob(0);
+  if (!fit.ParseFromString(blob)) {
+    return absl::DataLossError(absl::StrCat("stored fit of job id ", job_id, " does not parse"));
+  }
+  return std::optional<surge::v1::Fit>(std::move(fit));
 }
 
 // ---------------------------------------------------------------- records

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -97,6 +98,20 @@ class SqliteStore {
   // Adds `added` to the run's record count and raises its last step.
   absl::Status BumpRun(int64_t run_id, int64_t added, int64_t max_step, int64_t now_us);
 
+  // --- evidence for fits ---
+  // The job's runs with their ids, ordered by batch size then name.
+  absl::StatusOr<std::vector<std::pair<int64_t, surge::v1::Run>>> ListRunsWithIds(
+      const std::string& job);
+  // The record with the highest step of a run, if any.
+  absl::StatusOr<std::optional<surge::v1::Record>> LastRecord(int64_t run_id);
+  // Inserts or replaces measured optima of a job (one transaction).
+  absl::Status AddOptima(int64_t job_id, const std::vector<surge::v1::MeasuredOptimum>& optima);
+  absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> ListOptima(int64_t job_id);
+  // Stores a fit as the job's next version (fit.version is set); returns it.
+  absl::StatusOr<int64_t> InsertFit(int64_t job_id, surge::v1::Fit& fit);
+  // The newest stored fit of a job, if any.
+  absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id);
+
   // --- reads ---
   // Records of a job (or of one run when run_id is set), ordered by run id and
   // step, starting after `after`, at most `limit`.
@@ -110,7 +125,8 @@ class SqliteStore {
   absl::Status PrepareStatements();
   absl::StatusOr<surge::v1::Run> ReadRun(Statement& stmt, const std::string& job);
   absl::StatusOr<std::vector<surge::v1::Run>> ReadRuns(int64_t job_id, const std::string& job,
-                                                       std::optional<std::string> name);
+                                                       std::optional<std::string> name,
+                                                       std::vector<int64_t>* ids = nullptr);
   absl::StatusOr<surge::v1::Job> ReadJob(Statement& stmt);
 
   std::unique_ptr<SqliteDb> db_;
@@ -119,6 +135,7 @@ class SqliteStore {
   std::unique_ptr<Statement> lookup_run_;
   std::unique_ptr<Statement> list_records_;
   std::unique_ptr<Statement> job_runs_after_;
+  std::unique_ptr<Statement> last_record_;
 };
 
 }  // namespace surge::store

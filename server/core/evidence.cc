@@ -1,0 +1,126 @@
+// Implementation of LoadEvidence: probe runs -> probe points, the base plain
+// run -> loss curve and gradient statistics, measured optima as they are.
+#include "server/core/evidence.h"
+
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/util/status_macros.h"
+
+namespace surge::core {
+namespace {
+
+// The plain run whose records give the loss curve: the base run most probes
+// name, else the plain run with the most records.
+const surge::v1::Run* ChooseLossCurveRun(
+    const std::vector<std::pair<int64_t, surge::v1::Run>>& runs, int64_t* run_id) {
+  absl::flat_hash_map<std::string, int> named;
+  for (const auto& [id, run] : runs) {
+    if (run.protocol() == surge::v1::PROTOCOL_PROBE && !run.parent().base_run().empty()) {
+      ++named[run.parent().base_run()];
+    }
+  }
+  const surge::v1::Run* best = nullptr;
+  int best_votes = -1;
+  for (const auto& [id, run] : runs) {
+    if (run.protocol() != surge::v1::PROTOCOL_PLAIN || run.record_count() == 0) continue;
+    auto it = named.find(run.name());
+    int votes = it == named.end() ? 0 : it->second;
+    if (best == nullptr || votes > best_votes ||
+        (votes == best_votes && run.record_count() > best->record_count())) {
+      best = &run;
+      best_votes = votes;
+      *run_id = id;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
+  Evidence ev;
+  SURGE_ASSIGN_OR_RETURN(auto runs, reader.ListRunsWithIds(job));
+  SURGE_ASSIGN_OR_RETURN(surge::v1::Job job_row, reader.GetJob(job));
+  ev.summary.set_records_seen(job_row.record_count());
+
+  // Probe runs: improvement = parent loss - loss of the last record.
+  int unmeasured = 0, full_runs = 0;
+  for (const auto& [id, run] : runs) {
+    if (run.protocol() == surge::v1::PROTOCOL_FULL_RUN) ++full_runs;
+    if (run.protocol() != surge::v1::PROTOCOL_PROBE) continue;
+    SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Record> last, reader.LastRecord(id));
+    if (!last) {
+      ++unmeasured;
+      continue;
+    }
+    fit::ProbePoint p;
+    p.stage_id = run.parent().checkpoint_step();
+    p.stage_loss = run.parent().loss();
+    p.batch_size = static_cast<double>(run.batch_size());
+    p.lr = run.base_lr() > 0 ? run.base_lr() : last->lr();
+    auto seed = run.labels().find("seed");
+    if (seed != run.labels().end()) (void)absl::SimpleAtoi(seed->second, &p.seed);
+    double after = last->has_eval_loss() ? last->eval_loss() : last->loss();
+    p.improvement = run.parent().loss() - after;
+    ev.input.probe_points.push_back(p);
+  }
+  if (unmeasured > 0) {
+    ev.notes.push_back(absl::StrCat(unmeasured, " probe runs have no records yet"));
+  }
+  if (full_runs > 0) {
+    ev.notes.push_back(absl::StrCat(full_runs,
+                                    " full-run protocol runs are stored but not used by fits yet"));
+  }
+
+  // Measured optima.
+  SURGE_ASSIGN_OR_RETURN(int64_t job_id, reader.JobId(job));
+  SURGE_ASSIGN_OR_RETURN(auto optima, reader.ListOptima(job_id));
+  for (const auto& o : optima) {
+    fit::MeasuredOptimum m;
+    m.stage_id = o.stage();
+    m.stage_loss = o.stage_loss();
+    m.batch_size = o.batch_size();
+    m.lr_opt = o.lr_opt();
+    m.lr_opt_se = o.lr_opt_se();
+    ev.input.measured_optima.push_back(m);
+  }
+
+  // Loss curve and gradient statistics from one plain run.
+  int64_t curve_id = 0;
+  if (const surge::v1::Run* curve_run = ChooseLossCurveRun(runs, &curve_id)) {
+    ev.summary.set_loss_curve_run(curve_run->name());
+    store::RecordCursor after{curve_id, -1};
+    while (true) {
+      SURGE_ASSIGN_OR_RETURN(store::RecordPage page,
+                             reader.ListRecords(job_id, curve_id, after, 50000));
+      for (const auto& r : page.records) {
+        if (std::isfinite(r.loss()) && r.loss() > 0) {
+          ev.input.loss_curve.push_back({r.step(), r.loss()});
+        }
+        if (r.has_grad_stats()) {
+          const auto& g = r.grad_stats();
+          ev.input.grad_stats.push_back({curve_run->name(), r.step(), g.grad_sq_small(),
+                                         g.grad_sq_big(), static_cast<double>(g.b_small()),
+                                         static_cast<double>(g.b_big())});
+        }
+      }
+      if (!page.next) break;
+      after = *page.next;
+    }
+  }
+
+  ev.summary.set_probe_points(static_cast<int>(ev.input.probe_points.size()));
+  ev.summary.set_measured_optima(static_cast<int>(ev.input.measured_optima.size()));
+  ev.summary.set_loss_points(static_cast<int>(ev.input.loss_curve.size()));
+  ev.summary.set_grad_stat_records(static_cast<int>(ev.input.grad_stats.size()));
+  absl::flat_hash_map<int64_t, bool> stages;
+  for (const auto& p : ev.input.probe_points) stages[p.stage_id] = true;
+  for (const auto& m : ev.input.measured_optima) stages[m.stage_id] = true;
+  ev.summary.set_stages(static_cast<int>(stages.size()));
+  return ev;
+}
+
+}  // namespace surge::core

@@ -1,0 +1,28 @@
+// Evidence: turns a job's stored runs, records and measured optima into the
+// fitting library's input (fit::JobInput), following the mapping documented
+// in surge.proto ("Evidence that a fit uses").
+#ifndef SURGE_SERVER_CORE_EVIDENCE_H_
+#define SURGE_SERVER_CORE_EVIDENCE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/fit/fit_job.h"
+#include "server/store/sqlite_store.h"
+#include "surge/v1/surge.pb.h"
+
+namespace surge::core {
+
+struct Evidence {
+  fit::JobInput input;
+  surge::v1::FitInputs summary;
+  std::vector<std::string> notes;  // what was left out and why
+};
+
+// Reads everything a fit needs for `job` through `reader`.
+// Errors: NOT_FOUND (job), INTERNAL (storage).
+absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job);
+
+}  // namespace surge::core
+
+#endif  // SURGE_SERVER_CORE_EVIDENCE_H_

@@ -1,0 +1,174 @@
+// Implementation of FitService (see fit_service.h).
+#include "server/core/fit_service.h"
+
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "server/core/evidence.h"
+#include "server/core/fit_convert.h"
+#include "server/util/status_macros.h"
+
+namespace surge::core {
+
+FitService::FitService(ReaderPool* readers, WriteQueue* writes, const FitServiceOptions& options)
+    : readers_(readers), writes_(writes), options_(options), thread_([this] { Loop(); }) {}
+
+FitService::~FitService() { Stop(); }
+
+void FitService::MarkDirty(const std::string& job) {
+  absl::Time now = absl::Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = dirty_.try_emplace(job, Dirty{now, now});
+  if (!inserted) it->second.last = now;
+  cv_.notify_all();
+}
+
+void FitService::Forget(const std::string& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dirty_.erase(job);
+  latest_.erase(job);
+}
+
+void FitService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool FitService::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+FitServiceStats FitService::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Latest(const std::string& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = latest_.find(job);
+    if (it != latest_.end()) return it->second;
+  }
+  return Compute(job);
+}
+
+std::shared_ptr<const FitEntry> FitService::WaitNewer(const std::string& job,
+                                                      int64_t after_version,
+                                                      absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::shared_ptr<const FitEntry> found;
+  auto ready = [&] {
+    if (stopping_) return true;
+    auto it = latest_.find(job);
+    if (it != latest_.end() && it->second->proto.version() > after_version) {
+      found = it->second;
+      return true;
+    }
+    return false;
+  };
+  cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(timeout)), ready);
+  return found;
+}
+
+absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::string& job) {
+  std::lock_guard<std::mutex> compute_lock(compute_mu_);
+  absl::Time start = absl::Now();
+  Evidence evidence;
+  {
+    SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+    SURGE_ASSIGN_OR_RETURN(evidence, LoadEvidence(*reader, job));
+  }
+  auto entry = std::make_shared<FitEntry>();
+  absl::StatusOr<fit::JobFit> result = fit::FitJob(evidence.input, options_.fit);
+  surge::v1::Fit& proto = entry->proto;
+  proto.set_job(job);
+  proto.set_create_time_us(absl::ToUnixMicros(absl::Now()));
+  *proto.mutable_inputs() = evidence.summary;
+  for (const auto& note : evidence.notes) proto.add_notes(note);
+  if (result.ok()) {
+    JobFitToProto(*result, &proto);
+    entry->fit = std::move(*result);
+  } else {
+    entry->status = result.status();
+    proto.set_error(std::string(result.status().message()));
+  }
+  double fit_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  proto.set_fit_ms(fit_ms);
+
+  // Store as the next version unless the newest stored fit had the same inputs.
+  surge::v1::Fit* to_store = &proto;
+  SURGE_ASSIGN_OR_RETURN(
+      bool stored, writes_->Run<bool>([&job, to_store](store::SqliteStore& s) -> absl::StatusOr<bool> {
+        SURGE_ASSIGN_OR_RETURN(int64_t job_id, s.JobId(job));
+        SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Fit> previous, s.LatestFit(job_id));
+        if (previous &&
+            google::protobuf::util::MessageDifferencer::Equals(previous->inputs(),
+                                                               to_store->inputs()) &&
+            previous->error() == to_store->error()) {
+          to_store->set_version(previous->version());
+          to_store->set_create_time_us(previous->create_time_us());
+          return false;
+        }
+        SURGE_RETURN_IF_ERROR(s.InsertFit(job_id, *to_store).status());
+        return true;
+      }));
+
+  std::shared_ptr<const FitEntry> published = std::move(entry);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.fits_computed;
+    if (stored) ++stats_.fits_stored;
+    stats_.last_fit_ms = fit_ms;
+    auto it = latest_.find(job);
+    if (it == latest_.end() || it->second->proto.version() <= published->proto.version()) {
+      latest_[job] = published;
+    }
+  }
+  cv_.notify_all();
+  return published;
+}
+
+void FitService::Loop() {
+  while (true) {
+    std::string job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stopping_) {
+        absl::Time now = absl::Now();
+        absl::Time next_due = absl::InfiniteFuture();
+        for (const auto& [name, d] : dirty_) {
+          absl::Time due = std::min(d.last + options_.debounce, d.first + options_.max_delay);
+          if (due <= now) {
+            job = name;
+            break;
+          }
+          next_due = std::min(next_due, due);
+        }
+        if (!job.empty()) break;
+        if (next_due == absl::InfiniteFuture()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_for(lock, std::chrono::microseconds(
+                                 absl::ToInt64Microseconds(next_due - now) + 1));
+        }
+      }
+      if (stopping_) return;
+      dirty_.erase(job);
+    }
+    if (options_.before_fit_for_testing) options_.before_fit_for_testing(job);
+    absl::StatusOr<std::shared_ptr<const FitEntry>> fitted = Compute(job);
+    if (!fitted.ok() && !absl::IsNotFound(fitted.status())) {
+      std::cerr << "surge-server: fit of job '" << job << "' failed: " << fitted.status() << "\n";
+    }
+  }
+}
+
+}  // namespace surge::core

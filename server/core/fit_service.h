@@ -1,0 +1,107 @@
+// FitService: keeps every job's fit current, off the ingest path.
+//
+// Ingest only calls MarkDirty(job) (a map insert under a mutex). One fit
+// thread recomputes a job once no new evidence has arrived for `debounce`
+// (or at the latest `max_delay` after the first change): it loads the
+// evidence through a reader connection, runs fit::FitJob, stores the result
+// as the job's next fit version (through the WriteQueue, like every write)
+// and publishes it to waiters (WatchFits). A fit whose inputs equal the
+// newest stored fit's is not stored again, so a restart does not inflate
+// history. Thread-safe.
+#ifndef SURGE_SERVER_CORE_FIT_SERVICE_H_
+#define SURGE_SERVER_CORE_FIT_SERVICE_H_
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/reader_pool.h"
+#include "server/core/write_queue.h"
+#include "server/fit/fit_job.h"
+#include "surge/v1/surge.pb.h"
+
+namespace surge::core {
+
+struct FitServiceOptions {
+  absl::Duration debounce = absl::Milliseconds(300);
+  absl::Duration max_delay = absl::Seconds(5);
+  fit::FitOptions fit;
+  // Tests only: called on the fit thread before each background fit.
+  std::function<void(const std::string& job)> before_fit_for_testing;
+};
+
+// One published fit; immutable.
+struct FitEntry {
+  surge::v1::Fit proto;           // as stored (version, inputs, stages ...)
+  std::optional<fit::JobFit> fit; // absent when the evidence cannot be fitted
+  absl::Status status;            // why `fit` is absent
+};
+
+struct FitServiceStats {
+  int64_t fits_computed = 0;
+  int64_t fits_stored = 0;
+  double last_fit_ms = 0;
+};
+
+class FitService {
+ public:
+  FitService(ReaderPool* readers, WriteQueue* writes, const FitServiceOptions& options);
+  ~FitService();
+  FitService(const FitService&) = delete;
+  FitService& operator=(const FitService&) = delete;
+
+  // New evidence for `job`: schedules a debounced refit. Never blocks on fits.
+  void MarkDirty(const std::string& job);
+
+  // The job's latest fit; computed now when none is in memory (first request
+  // after a start). NOT_FOUND when the job does not exist.
+  absl::StatusOr<std::shared_ptr<const FitEntry>> Latest(const std::string& job);
+
+  // Waits up to `timeout` for a fit of `job` with version > `after_version`;
+  // nullptr on timeout or once stopping.
+  std::shared_ptr<const FitEntry> WaitNewer(const std::string& job, int64_t after_version,
+                                            absl::Duration timeout);
+
+  // Drops a deleted job's state.
+  void Forget(const std::string& job);
+
+  // Wakes every waiter and stops the fit thread (pending refits are dropped:
+  // they are recomputed on demand after a restart).
+  void Stop();
+  bool stopping() const;
+
+  FitServiceStats stats() const;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const FitEntry>> Compute(const std::string& job);
+  void Loop();
+
+  ReaderPool* const readers_;
+  WriteQueue* const writes_;
+  const FitServiceOptions options_;
+
+  std::mutex compute_mu_;  // one computation at a time
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  struct Dirty {
+    absl::Time first;
+    absl::Time last;
+  };
+  absl::flat_hash_map<std::string, Dirty> dirty_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const FitEntry>> latest_;
+  bool stopping_ = false;
+  FitServiceStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace surge::core
+
+#endif  // SURGE_SERVER_CORE_FIT_SERVICE_H_
