@@ -2,6 +2,7 @@
 // run -> loss curve and gradient statistics, measured optima as they are.
 #include "server/core/evidence.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,6 +12,9 @@
 
 namespace surge::core {
 namespace {
+
+// Loss-curve points read per fit, at most (about).
+constexpr int64_t kMaxCurvePoints = 20000;
 
 // The plain run whose records give the loss curve: the base run most probes
 // name, else the plain run with the most records.
@@ -92,23 +96,25 @@ absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::str
   int64_t curve_id = 0;
   if (const surge::v1::Run* curve_run = ChooseLossCurveRun(runs, &curve_id)) {
     ev.summary.set_loss_curve_run(curve_run->name());
-    store::RecordCursor after{curve_id, -1};
-    while (true) {
-      SURGE_ASSIGN_OR_RETURN(store::RecordPage page,
-                             reader.ListRecords(job_id, curve_id, after, 50000));
-      for (const auto& r : page.records) {
-        if (std::isfinite(r.loss()) && r.loss() > 0) {
-          ev.input.loss_curve.push_back({r.step(), r.loss()});
-        }
-        if (r.has_grad_stats()) {
-          const auto& g = r.grad_stats();
-          ev.input.grad_stats.push_back({curve_run->name(), r.step(), g.grad_sq_small(),
-                                         g.grad_sq_big(), static_cast<double>(g.b_small()),
-                                         static_cast<double>(g.b_big())});
-        }
+    // A bounded sample: every k-th step, so a fit's cost does not grow with
+    // the length of the run (the loss curve is binned anyway).
+    int64_t every = std::max<int64_t>(1, curve_run->record_count() / kMaxCurvePoints);
+    SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Record> sample,
+                           reader.SampleRunRecords(curve_id, every));
+    for (const auto& r : sample) {
+      if (std::isfinite(r.loss()) && r.loss() > 0) {
+        ev.input.loss_curve.push_back({r.step(), r.loss()});
       }
-      if (!page.next) break;
-      after = *page.next;
+      if (r.has_grad_stats()) {
+        const auto& g = r.grad_stats();
+        ev.input.grad_stats.push_back({curve_run->name(), r.step(), g.grad_sq_small(),
+                                       g.grad_sq_big(), static_cast<double>(g.b_small()),
+                                       static_cast<double>(g.b_big())});
+      }
+    }
+    if (every > 1) {
+      ev.notes.push_back(absl::StrCat("loss curve and B_simple use every ", every,
+                                      "th step of run '", curve_run->name(), "'"));
     }
   }
 

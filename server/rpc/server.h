@@ -31,6 +31,8 @@ class SurgeServer {
 
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // The core below the network (in-process callers, benchmarks, tests).
+  core::SurgeCore& core() { return *core_; }
 
   // Graceful stop: refuse new calls, let in-flight calls finish within the
   // grace period (then cancel them), commit what is queued, close the DB.

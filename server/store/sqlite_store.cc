@@ -1,6 +1,7 @@
 // Implementation of SqliteStore: schema setup, migrations and every query.
 #include "server/store/sqlite_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -380,6 +381,32 @@ absl::StatusOr<std::optional<surge::v1::Record>> SqliteStore::LastRecord(int64_t
   if (auto eval = OptDouble(s, 4)) r.set_eval_loss(*eval);
   s.Reset();
   return std::optional<surge::v1::Record>(std::move(r));
+}
+
+absl::StatusOr<std::vector<surge::v1::Record>> SqliteStore::SampleRunRecords(int64_t run_id,
+                                                                            int64_t every) {
+  SURGE_ASSIGN_OR_RETURN(
+      auto select,
+      db_->Prepare("SELECT step, loss, grad_sq_small, grad_sq_big, b_small, b_big FROM records "
+                   "WHERE run_id = ? AND step % ? = 0 ORDER BY step"));
+  select->BindInt(1, run_id);
+  select->BindInt(2, std::max<int64_t>(1, every));
+  std::vector<surge::v1::Record> out;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    surge::v1::Record& r = out.emplace_back();
+    r.set_step(select->ColumnInt(0));
+    r.set_loss(select->ColumnDouble(1));
+    if (!select->ColumnIsNull(2)) {
+      auto* g = r.mutable_grad_stats();
+      g->set_grad_sq_small(select->ColumnDouble(2));
+      g->set_grad_sq_big(select->ColumnDouble(3));
+      g->set_b_small(select->ColumnInt(4));
+      g->set_b_big(select->ColumnInt(5));
+    }
+  }
+  return out;
 }
 
 absl::Status SqliteStore::AddOptima(int64_t job_id,

@@ -104,6 +104,9 @@ class SqliteStore {
       const std::string& job);
   // The record with the highest step of a run, if any.
   absl::StatusOr<std::optional<surge::v1::Record>> LastRecord(int64_t run_id);
+  // Every record of a run whose step is a multiple of `every` (>= 1), in
+  // step order: a bounded sample of a long run for the loss curve.
+  absl::StatusOr<std::vector<surge::v1::Record>> SampleRunRecords(int64_t run_id, int64_t every);
   // Inserts or replaces measured optima of a job (one transaction).
   absl::Status AddOptima(int64_t job_id, const std::vector<surge::v1::MeasuredOptimum>& optima);
   absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> ListOptima(int64_t job_id);

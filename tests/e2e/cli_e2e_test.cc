@@ -1,6 +1,7 @@
 // End-to-end through the `surge` binary against a real surge-server child on
 // 127.0.0.1 with an ephemeral port: import a CSV, read it back, and check the
 // error output (CODE: message, exit 1) of each kind of mistake.
+#include <cmath>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -125,6 +126,51 @@ TEST_F(CliE2eTest, ErrorsPrintCodeAndMessage) {
     EXPECT_THAT(result.err, StartsWith(c.prefix));
     EXPECT_THAT(result.err, HasSubstr(c.contains));
   }
+}
+
+TEST_F(CliE2eTest, ImportsOptimaAndProbesThenFitsAndAdvises) {
+  // Measured optima of a surge law with B_noise = 64, eps_max = 2e-3.
+  std::string optima = dir_.File("optima.csv");
+  {
+    std::ofstream out(optima);
+    out << "stage,stage_loss,batch_size,lr_opt,lr_opt_se\n";
+    for (int b : {2, 8, 32, 128, 512, 2048}) {
+      double lr = 2e-3 / std::cosh(std::log(b / 64.0) / 2);
+      out << "1,0.8," << b << "," << lr << "," << 0.05 * lr << "\n";
+    }
+  }
+  auto imported = Surge({"import", "--job", "old", optima});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_THAT(imported.out, HasSubstr("imported 6 measured optima"));
+
+  auto fit = Surge({"fit", "--job", "old"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_THAT(fit.out, HasSubstr("surge law: identified"));
+  EXPECT_THAT(fit.out, HasSubstr("saturating_surge"));
+
+  auto advice = Surge({"advise", "--job", "old", "--batch", "64", "--json"});
+  ASSERT_EQ(advice.exit_code, 0) << advice.err;
+  EXPECT_THAT(advice.out, HasSubstr("\"lr\": 0.00"));
+  auto text = Surge({"advise", "--job", "old", "--batch", "64"});
+  EXPECT_THAT(text.out, HasSubstr("B_noise"));
+  auto with_step = Surge({"advise", "--job", "old", "--batch", "64", "--step", "10"});
+  EXPECT_EQ(with_step.exit_code, 1);
+  EXPECT_THAT(with_step.err, StartsWith("FAILED_PRECONDITION: "));
+
+  // Raw probe results become probe runs with their parent stage.
+  std::string probes = dir_.File("probes.csv");
+  std::ofstream(probes) << "stage,stage_loss,batch_size,lr,seed,improvement\n"
+                        << "100,1.5,8,0.001,0,0.02\n100,1.5,8,0.01,0,0.03\n"
+                        << "100,1.5,16,0.001,1,0.01\n";
+  auto probe_import = Surge({"import", "--job", "probed", probes});
+  ASSERT_EQ(probe_import.exit_code, 0) << probe_import.err;
+  EXPECT_THAT(probe_import.out, HasSubstr("imported 3 probe results"));
+  auto runs = Surge({"runs", "probed"});
+  EXPECT_THAT(runs.out, HasSubstr("probe"));
+  EXPECT_THAT(runs.out, HasSubstr("step 100 loss 1.5"));
+  auto no_fit = Surge({"advise", "--job", "probed", "--batch", "8"});
+  EXPECT_EQ(no_fit.exit_code, 1);
+  EXPECT_THAT(no_fit.err, StartsWith("FAILED_PRECONDITION: "));
 }
 
 TEST_F(CliE2eTest, UnreachableServerIsUnavailable) {

@@ -3,6 +3,9 @@
 // cross the wire as documented in surge.proto; health checking answers.
 #include <grpcpp/create_channel.h>
 
+#include <cmath>
+#include <thread>
+
 #include "client/cpp/ingest_session.h"
 #include "client/cpp/surge_client.h"
 #include "gmock/gmock.h"
@@ -225,6 +228,61 @@ TEST_F(RpcE2eTest, GracefulShutdownKeepsAckedAndQueuedRecords) {
   auto job = client.GetJob("j");
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->record_count(), 20000);
+}
+
+TEST_F(RpcE2eTest, FitRpcs) {
+  CreateJobAndRun();
+  // No evidence yet: the fit says what is missing; advice is FAILED_PRECONDITION.
+  auto empty = client_->GetFit("j");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->error().empty());
+  auto no_advice = client_->GetAdvice("j", 64, std::nullopt);
+  EXPECT_EQ(no_advice.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(no_advice.status().message(), HasSubstr("no usable fit yet"));
+  EXPECT_EQ(client_->GetAdvice("j", 0, std::nullopt).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->GetAdvice("j", 64, -5).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->GetAdvice("ghost", 64, std::nullopt).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetFit("ghost").status().code(), absl::StatusCode::kNotFound);
+
+  // WatchFits sends the current fit, then the one AddOptima triggers.
+  std::vector<surge::v1::Fit> seen;
+  std::thread watcher([&] {
+    absl::Status status = client_->WatchFits("j", absl::Seconds(20), [&](const surge::v1::Fit& f) {
+      seen.push_back(f);
+      return f.error().size() > 0;  // stop at the first fit without an error
+    });
+    EXPECT_TRUE(status.ok()) << status;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<surge::v1::MeasuredOptimum> optima;
+  for (double b : {4.0, 16.0, 64.0, 256.0, 1024.0}) {
+    surge::v1::MeasuredOptimum& o = optima.emplace_back();
+    o.set_stage(1);
+    o.set_stage_loss(0.7);
+    o.set_batch_size(b);
+    o.set_lr_opt(2e-3 / std::cosh(std::log(b / 64.0) / 2));
+    o.set_lr_opt_se(1e-4);
+  }
+  auto added = client_->AddOptima("j", optima);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->stored(), 5);
+  watcher.join();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_FALSE(seen.front().error().empty());
+  EXPECT_TRUE(seen.back().error().empty()) << seen.back().error();
+  EXPECT_GT(seen.back().version(), seen.front().version());
+
+  auto advice = client_->GetAdvice("j", 64, std::nullopt);
+  ASSERT_TRUE(advice.ok()) << advice.status();
+  EXPECT_EQ(advice->fit_version(), seen.back().version());
+  EXPECT_NEAR(advice->lr(), 2e-3, 2e-4);
+
+  optima[0].set_lr_opt(std::nan(""));
+  auto bad = client_->AddOptima("j", optima);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("optima[0].lr_opt"));
 }
 
 }  // namespace

@@ -1,0 +1,294 @@
+// Tests of the fitting service below the network: advice from a synthetic
+// sweep with a known surge law, the codes of bad requests, fit versions and
+// history, debouncing, and that ingest never waits for a fit.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core_test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/surge_core.h"
+#include "tests/support/synthetic_probes.h"
+#include "tests/support/temp_dir.h"
+
+namespace surge::core {
+namespace {
+
+using ::testing::HasSubstr;
+using test_util::JobRequest;
+using test_util::MakeBatch;
+using test_util::RunRequest;
+
+surge::v1::GetAdviceRequest AdviceRequest(const std::string& job, double b,
+                                          std::optional<int64_t> step) {
+  surge::v1::GetAdviceRequest r;
+  r.set_job(job);
+  r.set_batch_size(b);
+  if (step) r.set_step(*step);
+  return r;
+}
+
+surge::v1::GetFitRequest FitRequest(const std::string& job) {
+  surge::v1::GetFitRequest r;
+  r.set_job(job);
+  return r;
+}
+
+class FitServiceTest : public ::testing::Test {
+ protected:
+  // Fits land debounced after the evidence; waits for the one that covers
+  // `probe_points` probe results.
+  surge::v1::Fit WaitForFitWith(const std::string& job, int probe_points) {
+    auto fit = core_->GetFit(FitRequest(job));
+    EXPECT_TRUE(fit.ok()) << fit.status();
+    surge::v1::Fit current = *fit;
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (current.inputs().probe_points() != probe_points && absl::Now() < deadline) {
+      auto next = core_->WaitNewerFit(job, current.version(), absl::Seconds(1));
+      if (next != nullptr) current = next->proto;
+    }
+    EXPECT_EQ(current.inputs().probe_points(), probe_points);
+    return current;
+  }
+
+  void Open(const FitServiceOptions& fits = {}) {
+    CoreOptions options;
+    options.db_path = dir_.File("fits.db");
+    options.fits = fits;
+    auto core = SurgeCore::Open(options);
+    ASSERT_TRUE(core.ok()) << core.status();
+    core_ = std::move(*core);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<SurgeCore> core_;
+};
+
+TEST_F(FitServiceTest, AdviceRecoversTheKnownSurgeLaw) {
+  Open();
+  auto runs = testing::LoadSyntheticSweep(*core_, "sweep");
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(*runs, 2 * 12 * 17 * 4);
+
+  std::optional<surge::v1::Fit> fit = WaitForFitWith("sweep", *runs);
+  EXPECT_TRUE(fit->error().empty()) << fit->error();
+  ASSERT_EQ(fit->stages_size(), 2);
+  EXPECT_EQ(fit->inputs().probe_points(), *runs);
+  EXPECT_EQ(fit->inputs().loss_curve_run(), "base");
+  // Stages come in ascending loss: step 1500 (B_noise 160) before step 300 (40).
+  const double truth[] = {160.0, 40.0};
+  for (int i = 0; i < 2; ++i) {
+    const auto& surge = fit->stages(i).surge();
+    SCOPED_TRACE(fit->stages(i).stage_id());
+    ASSERT_EQ(surge.b_noise_kind(), surge::v1::B_NOISE_KIND_POINT);
+    EXPECT_LE(surge.b_noise_ci95().lo(), truth[i]);
+    EXPECT_GE(surge.b_noise_ci95().hi(), truth[i]);
+    EXPECT_EQ(fit->stages(i).verdict(), surge::v1::VERDICT_YES);
+    ASSERT_EQ(fit->stages(i).models_size(), 5);
+    EXPECT_EQ(fit->stages(i).models(0).model(), "surge");
+    EXPECT_GT(fit->stages(i).models(0).curve_size(), 10);
+  }
+  EXPECT_EQ(fit->drift().mode(), "linear");
+
+  // At step 1500 (the second stage's checkpoint) the peak is B_noise = 160
+  // with eps_max = 1.5e-3; at B = 4 the surge law gives eps_max / cosh(ln(40)/2).
+  auto at_peak = core_->GetAdvice(AdviceRequest("sweep", 160, 1500));
+  ASSERT_TRUE(at_peak.ok()) << at_peak.status();
+  EXPECT_NEAR(at_peak->lr(), 1.5e-3, 0.1 * 1.5e-3);
+  EXPECT_LT(at_peak->lr_ci95().lo(), at_peak->lr());
+  EXPECT_GT(at_peak->lr_ci95().hi(), at_peak->lr());
+  EXPECT_NEAR(at_peak->recommended_batch_size(), 160, 30);
+  EXPECT_NEAR(at_peak->steps_ratio(), 1 + at_peak->b_noise() / 160, 1e-9);
+  EXPECT_FALSE(at_peak->flags().surge_not_supported());
+  EXPECT_FALSE(at_peak->flags().extrapolated_in_batch());
+  EXPECT_EQ(at_peak->stages_used_size() > 0, true);
+  EXPECT_GT(at_peak->probe_points_used(), 0);
+  EXPECT_GT(at_peak->fit_version(), 0);
+  EXPECT_THAT(at_peak->model(), HasSubstr("surge"));
+
+  double small_truth = 1.5e-3 / std::cosh(std::log(4.0 / 160.0) / 2);
+  auto small = core_->GetAdvice(AdviceRequest("sweep", 4, 1500));
+  ASSERT_TRUE(small.ok());
+  EXPECT_NEAR(small->lr(), small_truth, 0.15 * small_truth);
+  EXPECT_LT(small->lr(), at_peak->lr()) << "below the peak the optimum rises with B";
+  auto large = core_->GetAdvice(AdviceRequest("sweep", 4000, 1500));
+  ASSERT_TRUE(large.ok());
+  EXPECT_LT(large->lr(), at_peak->lr()) << "above the peak it falls (the surge)";
+
+  // Far outside the observed batch sizes: flagged. Beyond the loss curve: flagged.
+  auto far = core_->GetAdvice(AdviceRequest("sweep", 1e6, 1500));
+  ASSERT_TRUE(far.ok());
+  EXPECT_TRUE(far->flags().extrapolated_in_batch());
+  auto late = core_->GetAdvice(AdviceRequest("sweep", 64, 100000));
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(late->flags().extrapolated_in_step());
+  // The peak moves to larger batches as the loss falls.
+  auto early = core_->GetAdvice(AdviceRequest("sweep", 64, 300));
+  ASSERT_TRUE(early.ok());
+  EXPECT_LT(early->b_noise(), at_peak->b_noise());
+}
+
+TEST_F(FitServiceTest, BadRequestsGetTheirCodes) {
+  Open();
+  ASSERT_TRUE(core_->CreateJob(JobRequest("empty")).ok());
+  struct Case {
+    const char* name;
+    surge::v1::GetAdviceRequest request;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"zero batch", AdviceRequest("empty", 0, std::nullopt), absl::StatusCode::kInvalidArgument,
+       "batch_size"},
+      {"nan batch", AdviceRequest("empty", NAN, std::nullopt), absl::StatusCode::kInvalidArgument,
+       "batch_size"},
+      {"negative step", AdviceRequest("empty", 8, -1), absl::StatusCode::kInvalidArgument, "step"},
+      {"bad job name", AdviceRequest("a b", 8, std::nullopt), absl::StatusCode::kInvalidArgument,
+       "job"},
+      {"missing job", AdviceRequest("ghost", 8, std::nullopt), absl::StatusCode::kNotFound,
+       "ghost"},
+      {"no evidence", AdviceRequest("empty", 8, std::nullopt),
+       absl::StatusCode::kFailedPrecondition, "no usable fit yet"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto advice = core_->GetAdvice(c.request);
+    EXPECT_EQ(advice.status().code(), c.code) << advice.status();
+    EXPECT_THAT(std::string(advice.status().message()), HasSubstr(c.message));
+  }
+  // A job without evidence still has a Fit that says what is missing.
+  auto fit = core_->GetFit(FitRequest("empty"));
+  ASSERT_TRUE(fit.ok());
+  EXPECT_FALSE(fit->error().empty());
+  EXPECT_EQ(core_->GetFit(FitRequest("ghost")).status().code(), absl::StatusCode::kNotFound);
+
+  surge::v1::AddOptimaRequest optima;
+  optima.set_job("empty");
+  auto* o = optima.add_optima();
+  o->set_stage(1);
+  o->set_stage_loss(1.0);
+  o->set_batch_size(8);
+  o->set_lr_opt(-1);
+  auto bad = core_->AddOptima(optima);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("optima[0].lr_opt"));
+  o->set_lr_opt(1e-3);
+  optima.set_job("ghost");
+  EXPECT_EQ(core_->AddOptima(optima).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FitServiceTest, MeasuredOptimaAloneGiveAFitAndNewVersions) {
+  FitServiceOptions fits;
+  fits.debounce = absl::Milliseconds(50);
+  Open(fits);
+  ASSERT_TRUE(core_->CreateJob(JobRequest("old-sweep")).ok());
+  auto first = core_->GetFit(FitRequest("old-sweep"));
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->error().empty());
+  // Optima of a surge law below and above B_noise = 100, eps_max = 1e-3.
+  surge::v1::AddOptimaRequest request;
+  request.set_job("old-sweep");
+  for (double b : {4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0}) {
+    auto* o = request.add_optima();
+    o->set_stage(1);
+    o->set_stage_loss(0.5);
+    o->set_batch_size(b);
+    o->set_lr_opt(1e-3 / std::cosh(std::log(b / 100.0) / 2));
+    o->set_lr_opt_se(0.05 * o->lr_opt());
+  }
+  ASSERT_TRUE(core_->AddOptima(request).ok());
+  std::shared_ptr<const FitEntry> next =
+      core_->WaitNewerFit("old-sweep", first->version(), absl::Seconds(10));
+  ASSERT_NE(next, nullptr) << "AddOptima schedules a refit";
+  EXPECT_GT(next->proto.version(), first->version());
+  EXPECT_TRUE(next->proto.error().empty()) << next->proto.error();
+  auto advice = core_->GetAdvice(AdviceRequest("old-sweep", 100, std::nullopt));
+  ASSERT_TRUE(advice.ok()) << advice.status();
+  EXPECT_NEAR(advice->lr(), 1e-3, 1e-4);
+  EXPECT_FALSE(advice->has_step());
+}
+
+TEST_F(FitServiceTest, VersionsAreKeptAcrossRestartWithoutDuplicates) {
+  Open();
+  auto runs = testing::LoadSyntheticSweep(*core_, "sweep");
+  ASSERT_TRUE(runs.ok());
+  std::optional<surge::v1::Fit> fit = WaitForFitWith("sweep", *runs);
+  int64_t version = fit->version();
+  core_.reset();
+  Open();
+  // Same evidence after the restart: the stored version is reused, not bumped.
+  auto again = core_->GetFit(FitRequest("sweep"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->version(), version);
+  EXPECT_EQ(again->create_time_us(), fit->create_time_us());
+}
+
+TEST_F(FitServiceTest, RefitsAreDebounced) {
+  FitServiceOptions fits;
+  fits.debounce = absl::Milliseconds(300);
+  Open(fits);
+  ASSERT_TRUE(core_->CreateJob(JobRequest("j")).ok());
+  ASSERT_TRUE(core_->CreateRun(RunRequest("j", "r", 32)).ok());
+  ASSERT_TRUE(core_->GetFit(FitRequest("j")).ok());
+  int64_t before = core_->fits().stats().fits_computed;
+  auto stream = core_->OpenIngestStream();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(stream->Accept(MakeBatch("j", i + 1, "r", i * 10, 10)).ok());
+  }
+  stream->Close();
+  // Ten commits within the debounce window lead to exactly one refit.
+  auto deadline = absl::Now() + absl::Seconds(10);
+  while (core_->fits().stats().fits_computed == before && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(core_->fits().stats().fits_computed, before + 1);
+}
+
+TEST_F(FitServiceTest, IngestNeverWaitsForAFit) {
+  // The background fit blocks until released; ingest must commit and ack
+  // meanwhile.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool fit_started = false;
+  bool release = false;
+  FitServiceOptions fits;
+  fits.debounce = absl::Milliseconds(1);
+  fits.before_fit_for_testing = [&](const std::string&) {
+    std::unique_lock<std::mutex> lock(mu);
+    fit_started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  };
+  Open(fits);
+  ASSERT_TRUE(core_->CreateJob(JobRequest("j")).ok());
+  ASSERT_TRUE(core_->CreateRun(RunRequest("j", "r", 32)).ok());
+  auto stream = core_->OpenIngestStream();
+  ASSERT_TRUE(stream->Accept(MakeBatch("j", 1, "r", 0, 100)).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fit_started; }));
+  }
+  // A fit is in progress (blocked). 50 more batches commit and are acked.
+  for (int i = 1; i <= 50; ++i) {
+    ASSERT_TRUE(stream->Accept(MakeBatch("j", i + 1, "r", i * 100, 100)).ok());
+  }
+  uint64_t acked = 0;
+  while (acked < 51) {
+    auto ack = stream->NextAck();
+    ASSERT_TRUE(ack.has_value());
+    acked = ack->acked_seq();
+  }
+  EXPECT_EQ(acked, 51u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  stream->Close();
+}
+
+}  // namespace
+}  // namespace surge::core
