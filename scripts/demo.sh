@@ -32,7 +32,8 @@ echo "== surge jobs"
 echo "== surge runs demo-sweep"
 "$BIN/client/surge" runs demo-sweep
 echo "== surge records demo-sweep --run bs64 (first 5 rows)"
-"$BIN/client/surge" records demo-sweep --run bs64 | head -6
+"$BIN/client/surge" records demo-sweep --run bs64 > "$WORK/bs64.csv"
+head -6 "$WORK/bs64.csv"
 echo
 echo "== a probe sweep: a base run's loss curve + raw probe results at 2 stages (synthetic surge data)"
 python3 scripts/gen_probe_sweep.py --out-dir "$WORK/probe"
