@@ -214,6 +214,13 @@ int main(int argc, char** argv) {
   std::printf("ack latency per batch (us): p50 %.0f  p90 %.0f  p99 %.0f  max %.0f  (%zu batches)\n",
               Percentile(lat, 0.5), Percentile(lat, 0.9), Percentile(lat, 0.99),
               Percentile(lat, 1.0), lat.size());
+  // Fits of the job ran in the server during the measurement (off the ingest
+  // path): say how many were stored.
+  auto fit = client.GetFit("loadgen");
+  if (fit.ok()) {
+    std::printf("fits of the ingested job stored meanwhile: %lld (last took %.1f ms)\n",
+                static_cast<long long>(fit->version()), fit->fit_ms());
+  }
   if (child > 0) {
     kill(child, SIGTERM);
     waitpid(child, nullptr, 0);
