@@ -31,6 +31,18 @@ std::optional<double> OptDouble(const Statement& s, int col) {
 
 }  // namespace
 
+template <typename Body>
+auto SqliteStore::Transaction(Body body) -> decltype(body()) {
+  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
+  auto result = body();
+  absl::Status end = result.ok() ? db_->Exec("COMMIT;") : absl::OkStatus();
+  if (!result.ok() || !end.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    if (!end.ok()) return end;
+  }
+  return result;
+}
+
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                                const StoreOptions& options) {
   SURGE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
@@ -62,8 +74,7 @@ absl::Status SqliteStore::Configure(const StoreOptions& options) {
 }
 
 absl::Status SqliteStore::Migrate() {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  absl::Status status = [&]() -> absl::Status {
+  return Transaction([&]() -> absl::Status {
     SURGE_RETURN_IF_ERROR(
         db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"));
     SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT MAX(version) FROM schema_version"));
@@ -84,12 +95,7 @@ absl::Status SqliteStore::Migrate() {
       SURGE_RETURN_IF_ERROR(insert->Execute());
     }
     return absl::OkStatus();
-  }();
-  if (!status.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    return status;
-  }
-  return db_->Exec("COMMIT;");
+  });
 }
 
 absl::Status SqliteStore::PrepareStatements() {
@@ -182,8 +188,7 @@ absl::StatusOr<int64_t> SqliteStore::JobId(const std::string& name) {
 }
 
 absl::StatusOr<DeleteCounts> SqliteStore::DeleteJob(const std::string& name) {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  absl::StatusOr<DeleteCounts> result = [&]() -> absl::StatusOr<DeleteCounts> {
+  return Transaction([&]() -> absl::StatusOr<DeleteCounts> {
     SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(name));
     SURGE_ASSIGN_OR_RETURN(auto count, db_->Prepare("SELECT COUNT(*), COALESCE(SUM(record_count), 0) "
                                                     "FROM runs WHERE job_id = ?"));
@@ -194,13 +199,7 @@ absl::StatusOr<DeleteCounts> SqliteStore::DeleteJob(const std::string& name) {
     del->BindInt(1, job_id);
     SURGE_RETURN_IF_ERROR(del->Execute());
     return counts;
-  }();
-  if (!result.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    return result;
-  }
-  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
-  return result;
+  });
 }
 
 // ---------------------------------------------------------------- runs
@@ -264,8 +263,7 @@ absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ReadRuns(
 absl::StatusOr<surge::v1::Run> SqliteStore::CreateRun(const std::string& job,
                                                       const surge::v1::Run& run,
                                                       int64_t now_us) {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  absl::StatusOr<surge::v1::Run> result = [&]() -> absl::StatusOr<surge::v1::Run> {
+  return Transaction([&]() -> absl::StatusOr<surge::v1::Run> {
     SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(job));
     SURGE_ASSIGN_OR_RETURN(auto existing, ReadRuns(job_id, job, run.name()));
     if (!existing.empty()) {
@@ -318,13 +316,7 @@ absl::StatusOr<surge::v1::Run> SqliteStore::CreateRun(const std::string& job,
     }
     SURGE_ASSIGN_OR_RETURN(auto created, ReadRuns(job_id, job, run.name()));
     return created.front();
-  }();
-  if (!result.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    return result;
-  }
-  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
-  return result;
+  });
 }
 
 absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ListRuns(const std::string& job) {
@@ -411,8 +403,7 @@ absl::StatusOr<std::vector<surge::v1::Record>> SqliteStore::SampleRunRecords(int
 
 absl::Status SqliteStore::AddOptima(int64_t job_id,
                                     const std::vector<surge::v1::MeasuredOptimum>& optima) {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  absl::Status status = [&]() -> absl::Status {
+  return Transaction([&]() -> absl::Status {
     SURGE_ASSIGN_OR_RETURN(
         auto insert,
         db_->Prepare("INSERT OR REPLACE INTO measured_optima (job_id, stage_id, batch_size, "
@@ -432,12 +423,7 @@ absl::Status SqliteStore::AddOptima(int64_t job_id,
     touch->BindInt(1, absl::ToUnixMicros(absl::Now()));
     touch->BindInt(2, job_id);
     return touch->Execute();
-  }();
-  if (!status.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    return status;
-  }
-  return db_->Exec("COMMIT;");
+  });
 }
 
 absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> SqliteStore::ListOptima(int64_t job_id) {
@@ -461,8 +447,7 @@ absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> SqliteStore::ListOptima(
 }
 
 absl::StatusOr<int64_t> SqliteStore::InsertFit(int64_t job_id, surge::v1::Fit& fit) {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  absl::StatusOr<int64_t> result = [&]() -> absl::StatusOr<int64_t> {
+  return Transaction([&]() -> absl::StatusOr<int64_t> {
     SURGE_ASSIGN_OR_RETURN(
         auto next, db_->Prepare("SELECT COALESCE(MAX(version), 0) + 1 FROM fits WHERE job_id = ?"));
     next->BindInt(1, job_id);
@@ -489,13 +474,7 @@ absl::StatusOr<int64_t> SqliteStore::InsertFit(int64_t job_id, surge::v1::Fit& f
     insert->BindBlob(11, blob);
     SURGE_RETURN_IF_ERROR(insert->Execute());
     return version;
-  }();
-  if (!result.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    return result;
-  }
-  SURGE_RETURN_IF_ERROR(db_->Exec("COMMIT;"));
-  return result;
+  });
 }
 
 absl::StatusOr<std::optional<surge::v1::Fit>> SqliteStore::LatestFit(int64_t job_id) {

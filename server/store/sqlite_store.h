@@ -123,6 +123,10 @@ class SqliteStore {
 
  private:
   explicit SqliteStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  // Runs `body` (returning Status or StatusOr) inside BEGIN IMMEDIATE ...
+  // COMMIT; rolls back when the body or the commit fails.
+  template <typename Body>
+  auto Transaction(Body body) -> decltype(body());
   absl::Status Configure(const StoreOptions& options);
   absl::Status Migrate();
   absl::Status PrepareStatements();
