@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   surge::testing::TempDir dir;
   surge::rpc::ServerOptions options;
   options.listen = "127.0.0.1:0";
+  options.http_listen = "127.0.0.1:0";
   options.core.db_path = dir.File("advice.db");
   auto server = surge::rpc::SurgeServer::Start(options);
   if (!server.ok()) {

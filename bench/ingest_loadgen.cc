@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
     std::string db = absl::GetFlag(FLAGS_db).empty() ? tmp_dir + "/load.db" : absl::GetFlag(FLAGS_db);
     std::string port_file = tmp_dir + "/port";
     std::vector<std::string> args = {absl::GetFlag(FLAGS_server_bin), "--db=" + db,
-                                     "--listen=127.0.0.1:0", "--port_file=" + port_file};
+                                     "--listen=127.0.0.1:0", "--port_file=" + port_file,
+                                     "--http=127.0.0.1:0"};
     std::vector<char*> cargs;
     for (auto& a : args) cargs.push_back(a.data());
     cargs.push_back(nullptr);

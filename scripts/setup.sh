@@ -9,7 +9,9 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libeigen3-dev libceres-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist python3-torch python3-matplotlib
+  python3-grpcio python3-protobuf python3-numpy
+  libcpp-httplib-dev prometheus-cpp-dev chromium fonts-liberation
 )
 
 missing=()
@@ -19,15 +21,26 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
+# Node.js and npm: the machine's own when present, else Debian's.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
-echo "setup: installing ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+else
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm packages of the dashboard's browser test (playwright-core, no browser
+# download: it drives Debian's chromium). Skipped when node_modules matches the lock.
+DASHBOARD_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/dashboard"
+if [ -f "$DASHBOARD_TESTS/package-lock.json" ] &&
+   [ ! "$DASHBOARD_TESTS/node_modules/.package-lock.json" -nt "$DASHBOARD_TESTS/package-lock.json" ]; then
+  echo "setup: npm ci in tests/dashboard"
+  (cd "$DASHBOARD_TESTS" && npm ci --no-audit --no-fund)
+fi
 echo "setup: done"

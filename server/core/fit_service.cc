@@ -100,8 +100,10 @@ absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::s
     entry->status = result.status();
     proto.set_error(std::string(result.status().message()));
   }
-  double fit_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  absl::Duration fit_time = absl::Now() - start;
+  double fit_ms = absl::ToDoubleMilliseconds(fit_time);
   proto.set_fit_ms(fit_ms);
+  if (options_.on_fit) options_.on_fit(fit_time, result.ok());
 
   // Store as the next version unless the newest stored fit had the same inputs.
   surge::v1::Fit* to_store = &proto;

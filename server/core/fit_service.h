@@ -35,6 +35,10 @@ struct FitServiceOptions {
   fit::FitOptions fit;
   // Tests only: called on the fit thread before each background fit.
   std::function<void(const std::string& job)> before_fit_for_testing;
+  // Optional observer (metrics): called after each fit computation with its
+  // duration (evidence loading + fitting) and whether the evidence could be
+  // fitted. Must be cheap and must not call back in.
+  std::function<void(absl::Duration fit_time, bool fitted)> on_fit;
 };
 
 // One published fit; immutable.

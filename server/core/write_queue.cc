@@ -135,11 +135,13 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
       results.push_back(std::move(r));
     }
   }
+  absl::Duration commit_latency;
   if (txn.ok()) {
     absl::Time start = absl::Now();
     txn = writer_->Commit();
+    commit_latency = absl::Now() - start;
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.last_commit_us = absl::ToInt64Microseconds(absl::Now() - start);
+    stats_.last_commit_us = absl::ToInt64Microseconds(commit_latency);
   }
   if (!txn.ok()) {
     writer_->Rollback().IgnoreError();
@@ -148,14 +150,20 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
         absl::StrCat("commit failed, batch not stored: ", txn.message()));
     results.assign(group.size(), failed);
   }
+  BatchResult committed;
+  for (const auto& r : results) {
+    if (!r.ok()) continue;
+    committed.stored += r->stored;
+    committed.duplicate += r->duplicate;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (txn.ok()) ++stats_.commits;
-    for (const auto& r : results) {
-      if (!r.ok()) continue;
-      stats_.records_stored += r->stored;
-      stats_.records_duplicate += r->duplicate;
-    }
+    stats_.records_stored += committed.stored;
+    stats_.records_duplicate += committed.duplicate;
+  }
+  if (txn.ok() && options_.on_commit) {
+    options_.on_commit(commit_latency, committed.stored, committed.duplicate);
   }
   for (size_t i = 0; i < group.size(); ++i) group[i].done(results[i]);
 }

@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/store/sqlite_store.h"
 
 namespace surge::core {
@@ -48,6 +49,12 @@ struct WriteQueueOptions {
   size_t max_queued_records = 1 << 20;
   // Upper bound on the records in one transaction.
   size_t max_records_per_commit = 1 << 18;
+  // Optional observer (metrics): called on the writer thread after each
+  // successful group COMMIT with the COMMIT statement's latency and the
+  // records it made durable. Must be cheap and must not call back in.
+  std::function<void(absl::Duration commit_latency, int64_t records_stored,
+                     int64_t records_duplicate)>
+      on_commit;
 };
 
 struct WriteQueueStats {

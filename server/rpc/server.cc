@@ -6,6 +6,7 @@
 #include <grpcpp/server_builder.h>
 
 #include <chrono>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "server/util/status_macros.h"
@@ -15,8 +16,18 @@ namespace surge::rpc {
 absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOptions& options) {
   std::unique_ptr<SurgeServer> s(new SurgeServer());
   s->options_ = options;
-  SURGE_ASSIGN_OR_RETURN(s->core_, core::SurgeCore::Open(options.core));
-  s->service_ = std::make_unique<SurgeService>(s->core_.get());
+  s->metrics_ = std::make_unique<http::ServerMetrics>();
+  http::ServerMetrics* metrics = s->metrics_.get();
+  core::CoreOptions core_options = options.core;
+  core_options.write.on_commit = [metrics](absl::Duration latency, int64_t stored,
+                                           int64_t duplicate) {
+    metrics->ObserveCommit(latency, stored, duplicate);
+  };
+  core_options.fits.on_fit = [metrics](absl::Duration fit_time, bool fitted) {
+    metrics->ObserveFit(fit_time, fitted);
+  };
+  SURGE_ASSIGN_OR_RETURN(s->core_, core::SurgeCore::Open(core_options));
+  s->service_ = std::make_unique<SurgeService>(s->core_.get(), metrics);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -30,6 +41,21 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
   }
+  if (!options.http_listen.empty()) {
+    http::HttpOptions http_options;
+    http_options.listen = options.http_listen;
+    http_options.static_dir = options.http_static_dir;
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> http =
+        http::HttpServer::Start(http_options, s->core_.get(), metrics);
+    if (http.ok()) {
+      s->http_ = std::move(*http);
+    } else if (options.http_listen_required || absl::IsInvalidArgument(http.status())) {
+      return http.status();
+    } else {
+      std::cerr << "surge-server: dashboard disabled: " << http.status().message()
+                << " (pass --http=HOST:PORT to choose another address)" << std::endl;
+    }
+  }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
   return s;
 }
@@ -39,7 +65,8 @@ SurgeServer::~SurgeServer() { Shutdown(); }
 void SurgeServer::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
-  if (core_) core_->StopFits();  // ends WatchFits streams at once
+  if (core_) core_->StopFits();  // ends WatchFits streams and HTTP event streams at once
+  if (http_) http_->Stop();
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     auto deadline = std::chrono::system_clock::now() +

@@ -1,5 +1,6 @@
-// SurgeServer: owns the core and the gRPC server (surge.v1.Surge, the
-// grpc.health.v1 health service and server reflection). Built from Options;
+// SurgeServer: owns the core, the gRPC server (surge.v1.Surge, the
+// grpc.health.v1 health service and server reflection) and the dashboard's
+// HTTP server (server/http) with the process's metrics. Built from Options;
 // main.cc only parses flags into them.
 #ifndef SURGE_SERVER_RPC_SERVER_H_
 #define SURGE_SERVER_RPC_SERVER_H_
@@ -12,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/surge_core.h"
+#include "server/http/http_server.h"
+#include "server/http/metrics.h"
 #include "server/rpc/surge_service.h"
 
 namespace surge::rpc {
@@ -21,6 +24,15 @@ struct ServerOptions {
   core::CoreOptions core;
   int max_message_bytes = 64 << 20;
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // The dashboard's HTTP address (host:port; port 0 picks a free one); empty
+  // disables HTTP. When it cannot be bound: Start fails if
+  // `http_listen_required`, otherwise the server runs without HTTP and says so
+  // on stderr (so that test servers and a second instance do not fail on the
+  // default port; surge-server sets it when --http is given explicitly).
+  std::string http_listen = "127.0.0.1:8080";
+  bool http_listen_required = false;
+  // Serve the dashboard files from this folder instead of the embedded copy.
+  std::string http_static_dir;
 };
 
 class SurgeServer {
@@ -31,6 +43,8 @@ class SurgeServer {
 
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // The bound HTTP port; 0 when HTTP is disabled or could not be bound.
+  int http_port() const { return http_ ? http_->port() : 0; }
   // The core below the network (in-process callers, benchmarks, tests).
   core::SurgeCore& core() { return *core_; }
 
@@ -42,9 +56,11 @@ class SurgeServer {
   SurgeServer() = default;
 
   ServerOptions options_;
+  std::unique_ptr<http::ServerMetrics> metrics_;  // outlives everything below
   std::unique_ptr<core::SurgeCore> core_;
   std::unique_ptr<SurgeService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<http::HttpServer> http_;
   int port_ = 0;
   bool stopped_ = false;
 };

@@ -4,6 +4,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "server/rpc/status_convert.h"
 
 namespace surge::rpc {
@@ -19,62 +20,73 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
+template <typename Call>
+grpc::Status SurgeService::Measured(const char* method, Call&& call) {
+  absl::Time start = absl::Now();
+  grpc::Status status = call();
+  if (metrics_ != nullptr) {
+    metrics_->ObserveRpc(method, static_cast<absl::StatusCode>(status.error_code()),
+                         absl::Now() - start);
+  }
+  return status;
+}
+
 grpc::Status SurgeService::CreateJob(grpc::ServerContext*,
                                      const surge::v1::CreateJobRequest* request,
                                      surge::v1::Job* response) {
-  return Reply(core_->CreateJob(*request), response);
+  return Measured("CreateJob", [&] { return Reply(core_->CreateJob(*request), response); });
 }
 
 grpc::Status SurgeService::GetJob(grpc::ServerContext*, const surge::v1::GetJobRequest* request,
                                   surge::v1::Job* response) {
-  return Reply(core_->GetJob(*request), response);
+  return Measured("GetJob", [&] { return Reply(core_->GetJob(*request), response); });
 }
 
 grpc::Status SurgeService::ListJobs(grpc::ServerContext*,
                                     const surge::v1::ListJobsRequest* request,
                                     surge::v1::ListJobsResponse* response) {
-  return Reply(core_->ListJobs(*request), response);
+  return Measured("ListJobs", [&] { return Reply(core_->ListJobs(*request), response); });
 }
 
 grpc::Status SurgeService::DeleteJob(grpc::ServerContext*,
                                      const surge::v1::DeleteJobRequest* request,
                                      surge::v1::DeleteJobResponse* response) {
-  return Reply(core_->DeleteJob(*request), response);
+  return Measured("DeleteJob", [&] { return Reply(core_->DeleteJob(*request), response); });
 }
 
 grpc::Status SurgeService::CreateRun(grpc::ServerContext*,
                                      const surge::v1::CreateRunRequest* request,
                                      surge::v1::Run* response) {
-  return Reply(core_->CreateRun(*request), response);
+  return Measured("CreateRun", [&] { return Reply(core_->CreateRun(*request), response); });
 }
 
 grpc::Status SurgeService::ListRuns(grpc::ServerContext*,
                                     const surge::v1::ListRunsRequest* request,
                                     surge::v1::ListRunsResponse* response) {
-  return Reply(core_->ListRuns(*request), response);
+  return Measured("ListRuns", [&] { return Reply(core_->ListRuns(*request), response); });
 }
 
 grpc::Status SurgeService::ListRecords(grpc::ServerContext*,
                                        const surge::v1::ListRecordsRequest* request,
                                        surge::v1::ListRecordsResponse* response) {
-  return Reply(core_->ListRecords(*request), response);
+  return Measured("ListRecords", [&] { return Reply(core_->ListRecords(*request), response); });
 }
 
 grpc::Status SurgeService::AddOptima(grpc::ServerContext*,
                                      const surge::v1::AddOptimaRequest* request,
                                      surge::v1::AddOptimaResponse* response) {
-  return Reply(core_->AddOptima(*request), response);
+  return Measured("AddOptima", [&] { return Reply(core_->AddOptima(*request), response); });
 }
 
 grpc::Status SurgeService::GetFit(grpc::ServerContext*, const surge::v1::GetFitRequest* request,
                                   surge::v1::Fit* response) {
-  return Reply(core_->GetFit(*request), response);
+  return Measured("GetFit", [&] { return Reply(core_->GetFit(*request), response); });
 }
 
 grpc::Status SurgeService::GetAdvice(grpc::ServerContext*,
                                      const surge::v1::GetAdviceRequest* request,
                                      surge::v1::Advice* response) {
-  return Reply(core_->GetAdvice(*request), response);
+  return Measured("GetAdvice", [&] { return Reply(core_->GetAdvice(*request), response); });
 }
 
 // Sends the latest fit, then each newer one; polls for cancellation once a
@@ -82,6 +94,12 @@ grpc::Status SurgeService::GetAdvice(grpc::ServerContext*,
 grpc::Status SurgeService::WatchFits(grpc::ServerContext* context,
                                      const surge::v1::WatchFitsRequest* request,
                                      grpc::ServerWriter<surge::v1::Fit>* writer) {
+  return Measured("WatchFits", [&] { return WatchFitsUntilCancelled(context, request, writer); });
+}
+
+grpc::Status SurgeService::WatchFitsUntilCancelled(grpc::ServerContext* context,
+                                                   const surge::v1::WatchFitsRequest* request,
+                                                   grpc::ServerWriter<surge::v1::Fit>* writer) {
   absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest = core_->LatestFit(request->job());
   if (!latest.ok()) return ToGrpcStatus(latest.status());
   if (!writer->Write((*latest)->proto)) return grpc::Status::CANCELLED;
@@ -104,6 +122,11 @@ grpc::Status SurgeService::WatchFits(grpc::ServerContext* context,
 // committed and acked before the error ends the stream.
 grpc::Status SurgeService::Ingest(
     grpc::ServerContext*,
+    grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
+  return Measured("Ingest", [&] { return IngestUntilClosed(stream); });
+}
+
+grpc::Status SurgeService::IngestUntilClosed(
     grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
   std::unique_ptr<core::IngestStream> ingest = core_->OpenIngestStream();
   std::thread acker([&] {

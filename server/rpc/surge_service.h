@@ -1,16 +1,20 @@
 // SurgeService: the gRPC handlers of surge.v1.Surge. Each handler calls the
-// core, converts the status once and returns; no logic lives here.
+// core, converts the status once, records the call in the metrics (when
+// given) and returns; no logic lives here.
 #ifndef SURGE_SERVER_RPC_SURGE_SERVICE_H_
 #define SURGE_SERVER_RPC_SURGE_SERVICE_H_
 
 #include "server/core/surge_core.h"
+#include "server/http/metrics.h"
 #include "surge/v1/surge.grpc.pb.h"
 
 namespace surge::rpc {
 
 class SurgeService final : public surge::v1::Surge::Service {
  public:
-  explicit SurgeService(core::SurgeCore* core) : core_(core) {}
+  // `metrics` may be null (no metrics recorded); it must outlive the service.
+  explicit SurgeService(core::SurgeCore* core, http::ServerMetrics* metrics = nullptr)
+      : core_(core), metrics_(metrics) {}
 
   grpc::Status CreateJob(grpc::ServerContext*, const surge::v1::CreateJobRequest* request,
                          surge::v1::Job* response) override;
@@ -40,7 +44,17 @@ class SurgeService final : public surge::v1::Surge::Service {
       override;
 
  private:
+  grpc::Status WatchFitsUntilCancelled(grpc::ServerContext* context,
+                                       const surge::v1::WatchFitsRequest* request,
+                                       grpc::ServerWriter<surge::v1::Fit>* writer);
+  grpc::Status IngestUntilClosed(
+      grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream);
+  // Runs `call` and records its status code and latency under `method`.
+  template <typename Call>
+  grpc::Status Measured(const char* method, Call&& call);
+
   core::SurgeCore* const core_;
+  http::ServerMetrics* const metrics_;
 };
 
 }  // namespace surge::rpc

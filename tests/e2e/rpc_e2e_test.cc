@@ -24,6 +24,7 @@ class RpcE2eTest : public ::testing::Test {
   void SetUp() override {
     rpc::ServerOptions options;
     options.listen = "127.0.0.1:0";
+  options.http_listen = "127.0.0.1:0";
     options.core.db_path = dir_.File("rpc.db");
     options.shutdown_grace = absl::Seconds(2);
     auto server = rpc::SurgeServer::Start(options);
@@ -219,6 +220,7 @@ TEST_F(RpcE2eTest, GracefulShutdownKeepsAckedAndQueuedRecords) {
   server_.reset();
   rpc::ServerOptions options;
   options.listen = "127.0.0.1:0";
+  options.http_listen = "127.0.0.1:0";
   options.core.db_path = db;
   auto restarted = rpc::SurgeServer::Start(options);
   ASSERT_TRUE(restarted.ok());

@@ -129,7 +129,7 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(const std::string& db_path,
   unlink(port_file.c_str());
   auto process = Subprocess::Start(
       {SURGE_SERVER_BIN, "--db=" + db_path, absl::StrCat("--listen=127.0.0.1:", port),
-       "--port_file=" + port_file, "--shutdown_grace_s=2"},
+       "--port_file=" + port_file, "--shutdown_grace_s=2", "--http=127.0.0.1:0"},
       log);
   if (!process.ok()) return process.status();
   absl::Time deadline = absl::Now() + absl::Seconds(30);

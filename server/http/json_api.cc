@@ -1,0 +1,125 @@
+// Implementation of JsonApi (see json_api.h): query parsing and the calls.
+#include "server/http/json_api.h"
+
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/util/status_macros.h"
+
+namespace surge::http {
+namespace {
+
+std::optional<std::string> Param(const QueryParams& query, const std::string& name) {
+  auto it = query.find(name);
+  if (it == query.end()) return std::nullopt;
+  return it->second;
+}
+
+template <typename Message>
+absl::StatusOr<std::string> Render(absl::StatusOr<Message> result) {
+  if (!result.ok()) return result.status();
+  return ToJson(*result);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("JSON encoding failed: ", status.ToString()));
+  }
+  return out;
+}
+
+absl::Status CheckQuery(const QueryParams& query, std::initializer_list<const char*> allowed) {
+  for (auto it = query.begin(); it != query.end(); ++it) {
+    bool known = false;
+    for (const char* name : allowed) known = known || it->first == name;
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown query parameter '", it->first, "'",
+          allowed.size() == 0 ? " (this endpoint takes none)"
+                              : absl::StrCat(" (allowed: ", absl::StrJoin(allowed, ", "), ")")));
+    }
+    if (query.count(it->first) > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter '", it->first, "' given more than once"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> JsonApi::ListJobs(const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
+  return Render(core_->ListJobs(surge::v1::ListJobsRequest()));
+}
+
+absl::StatusOr<std::string> JsonApi::GetJob(const std::string& job, const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
+  surge::v1::GetJobRequest request;
+  request.set_name(job);
+  return Render(core_->GetJob(request));
+}
+
+absl::StatusOr<std::string> JsonApi::ListRuns(const std::string& job, const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
+  surge::v1::ListRunsRequest request;
+  request.set_job(job);
+  return Render(core_->ListRuns(request));
+}
+
+absl::StatusOr<std::string> JsonApi::ListRecords(const std::string& job,
+                                                 const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {"run", "page_size", "page_token"}));
+  surge::v1::ListRecordsRequest request;
+  request.set_job(job);
+  if (auto run = Param(query, "run")) request.set_run(*run);
+  if (auto token = Param(query, "page_token")) request.set_page_token(*token);
+  if (auto size = Param(query, "page_size")) {
+    int32_t page_size = 0;
+    if (!absl::SimpleAtoi(*size, &page_size)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_size: not an integer: '", *size, "'"));
+    }
+    request.set_page_size(page_size);  // the core checks the range 1..100000
+  }
+  return Render(core_->ListRecords(request));
+}
+
+absl::StatusOr<std::string> JsonApi::GetFit(const std::string& job, const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
+  surge::v1::GetFitRequest request;
+  request.set_job(job);
+  return Render(core_->GetFit(request));
+}
+
+absl::StatusOr<std::string> JsonApi::GetAdvice(const std::string& job,
+                                               const QueryParams& query) {
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {"batch_size", "step"}));
+  surge::v1::GetAdviceRequest request;
+  request.set_job(job);
+  std::optional<std::string> batch = Param(query, "batch_size");
+  if (!batch) return absl::InvalidArgumentError("batch_size: required query parameter");
+  double batch_size = 0;
+  if (!absl::SimpleAtod(*batch, &batch_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("batch_size: not a number: '", *batch, "'"));
+  }
+  request.set_batch_size(batch_size);  // the core checks > 0 and finite
+  if (auto step_text = Param(query, "step"); step_text && !step_text->empty()) {
+    int64_t step = 0;
+    if (!absl::SimpleAtoi(*step_text, &step)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("step: not an integer: '", *step_text, "'"));
+    }
+    request.set_step(step);  // the core checks >= 0
+  }
+  return Render(core_->GetAdvice(request));
+}
+
+}  // namespace surge::http

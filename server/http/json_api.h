@@ -1,0 +1,54 @@
+// JsonApi: the read-only JSON API of the dashboard, one method per gRPC read
+// RPC. Each parses its query parameters into the same request message the
+// gRPC API takes, calls SurgeCore, and renders the response message with
+// protobuf's JSON mapping (the options of `surge ... --json`: lowerCamelCase
+// names, defaults printed, int64 as strings, NaN/Infinity as strings), so
+// HTTP and gRPC share one schema. No HTTP library types appear here, so the
+// mapping is testable without a socket. Thread-safe (SurgeCore is).
+#ifndef SURGE_SERVER_HTTP_JSON_API_H_
+#define SURGE_SERVER_HTTP_JSON_API_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "server/core/surge_core.h"
+
+namespace surge::http {
+
+// Query parameters as the HTTP layer parses them (same type as httplib::Params).
+using QueryParams = std::multimap<std::string, std::string>;
+
+// The options of the JSON mapping used for every response.
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
+
+class JsonApi {
+ public:
+  explicit JsonApi(core::SurgeCore* core) : core_(core) {}
+
+  // GET /api/v1/jobs -> ListJobsResponse.
+  absl::StatusOr<std::string> ListJobs(const QueryParams& query);
+  // GET /api/v1/jobs/{job} -> Job.
+  absl::StatusOr<std::string> GetJob(const std::string& job, const QueryParams& query);
+  // GET /api/v1/jobs/{job}/runs -> ListRunsResponse.
+  absl::StatusOr<std::string> ListRuns(const std::string& job, const QueryParams& query);
+  // GET /api/v1/jobs/{job}/records?run=&page_size=&page_token= -> ListRecordsResponse.
+  absl::StatusOr<std::string> ListRecords(const std::string& job, const QueryParams& query);
+  // GET /api/v1/jobs/{job}/fit -> Fit.
+  absl::StatusOr<std::string> GetFit(const std::string& job, const QueryParams& query);
+  // GET /api/v1/jobs/{job}/advice?batch_size=&step= -> Advice.
+  absl::StatusOr<std::string> GetAdvice(const std::string& job, const QueryParams& query);
+
+ private:
+  core::SurgeCore* const core_;
+};
+
+// Rejects parameters outside `allowed` and repeated ones (INVALID_ARGUMENT
+// naming the parameter), so a typo such as ?batchsize= is an error, not a
+// silently ignored option.
+absl::Status CheckQuery(const QueryParams& query, std::initializer_list<const char*> allowed);
+
+}  // namespace surge::http
+
+#endif  // SURGE_SERVER_HTTP_JSON_API_H_

@@ -1,0 +1,44 @@
+// api.js: the dashboard's client of the JSON API (/api/v1). Errors come back
+// as {"code", "message"} with an HTTP status; they are thrown as ApiError.
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(`${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function getJson(path) {
+  const res = await fetch(path, { headers: { Accept: 'application/json' } });
+  const text = await res.text();
+  let body;
+  try { body = JSON.parse(text); } catch (e) {
+    throw new ApiError(res.status, 'INTERNAL', `not JSON from ${path}: ${text.slice(0, 200)}`);
+  }
+  if (!res.ok) throw new ApiError(res.status, body.code || 'UNKNOWN', body.message || text);
+  return body;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  jobs: () => getJson('/api/v1/jobs'),
+  job: (job) => getJson(`/api/v1/jobs/${enc(job)}`),
+  runs: (job) => getJson(`/api/v1/jobs/${enc(job)}/runs`),
+  fit: (job) => getJson(`/api/v1/jobs/${enc(job)}/fit`),
+  advice: (job, batchSize, step) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +
+    (step === '' || step === undefined || step === null ? '' : `&step=${enc(step)}`)),
+  // Every record of one run (follows next_page_token).
+  async records(job, run) {
+    const out = [];
+    let token = '';
+    do {
+      const page = await getJson(`/api/v1/jobs/${enc(job)}/records?run=${enc(run)}&page_size=100000` +
+        (token ? `&page_token=${enc(token)}` : ''));
+      out.push(...page.records);
+      token = page.nextPageToken;
+    } while (token);
+    return out;
+  },
+  fitEventsUrl: (job) => `/api/v1/jobs/${enc(job)}/fit/events`,
+};

@@ -1,0 +1,225 @@
+// End-to-end test of the dashboard in headless Chromium (Debian's chromium,
+// driven by playwright-core): a real surge-server (gRPC and HTTP on port 0, a
+// real SQLite file) gets a 2-stage probe sweep through the real `surge` CLI;
+// the job page must draw as many points, bounds and curves as the fit (read
+// independently over gRPC with `surge fit --json`) has, its advice box must
+// give the same LR as `surge advise --json`, and it must redraw when a new
+// fit lands. Screenshots are saved in --out.
+// Usage: node dashboard_test.mjs --server BIN --cli BIN --source DIR --out DIR
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
+  (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+for (const k of ['server', 'cli', 'source', 'out']) {
+  if (!args[k]) { console.error(`missing --${k}`); process.exit(2); }
+}
+const JOB = 'probe-sweep';
+const results = [];
+let failed = 0;
+
+function check(name, ok, detail = '') {
+  results.push({ name, ok });
+  if (!ok) failed++;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitForFile(file, child, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (child.exitCode !== null) throw new Error(`surge-server exited with ${child.exitCode}`);
+    try { const t = fs.readFileSync(file, 'utf8'); if (t.trim()) return Number(t); } catch {}
+    await sleep(20);
+  }
+  throw new Error(`timeout waiting for ${file}`);
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'surge-dashboard-'));
+fs.mkdirSync(args.out, { recursive: true });
+const log = fs.openSync(path.join(work, 'server.log'), 'w');
+const server = spawn(args.server, [`--db=${work}/dash.db`, '--listen=127.0.0.1:0', '--http=127.0.0.1:0',
+  `--port_file=${work}/grpc.port`, `--http_port_file=${work}/http.port`, '--shutdown_grace_s=1'],
+{ stdio: ['ignore', log, log] });
+let browser = null;
+
+function cli(...a) {
+  return execFileSync(args.cli, ['--server', `127.0.0.1:${grpcPort}`, ...a], { encoding: 'utf8' });
+}
+let grpcPort = 0;
+
+async function main() {
+  grpcPort = await waitForFile(`${work}/grpc.port`, server, 30000);
+  const httpPort = Number(fs.readFileSync(`${work}/http.port`, 'utf8'));
+  const base = `http://127.0.0.1:${httpPort}`;
+  execFileSync('/usr/bin/python3', [`${args.source}/scripts/gen_probe_sweep.py`, '--out-dir', work],
+    { stdio: ['ignore', 'ignore', 'ignore'] });
+  cli('import', '--job', JOB, `${work}/base.csv`);
+  cli('import', '--job', JOB, `${work}/probes.csv`);
+
+  // The settled fit, read over gRPC: its inputs cover every stored record.
+  let fit = null;
+  const end = Date.now() + 20000;
+  while (Date.now() < end) {
+    const job = JSON.parse(cli('job', 'show', JOB, '--json'));
+    fit = JSON.parse(cli('fit', '--job', JOB, '--json'));
+    if (fit.inputs.recordsSeen === job.recordCount && !fit.error) break;
+    await sleep(200);
+  }
+  check('fit settled with 2 stages', fit && !fit.error && fit.stages.length === 2, `version ${fit && fit.version}`);
+
+  browser = await chromium.launchPersistentContext(path.join(work, 'profile'), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1360, height: 900 },
+  });
+  const page = browser.pages()[0] || await browser.newPage();
+  const problems = [];
+  const foreign = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('request', (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
+
+  // --- the job list ---
+  await page.goto(`${base}/`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 15000 });
+  const row = await page.locator(`tr[data-job="${JOB}"] td`).allInnerTexts();
+  check('job list shows the job with its run and record counts',
+    row[0].startsWith(JOB) && row[2].replace(/,/g, '') === '1633' && row[3].replace(/,/g, '') === '3632' &&
+    /2 stages/.test(row[5]), row.join(' | '));
+  await page.screenshot({ path: path.join(args.out, 'dashboard-jobs.png') });
+
+  // --- the job page ---
+  const t0 = Date.now();
+  await page.goto(`${base}/jobs/${JOB}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
+  const loadMs = Date.now() - t0;
+  console.log(`job page ready in ${loadMs} ms (in-page render ${await page.getAttribute('body', 'data-render-ms')} ms)`);
+  check('page shows the settled fit version',
+    await page.getAttribute('body', 'data-fit-version') === String(fit.version));
+
+  for (const stage of fit.stages) {
+    const plot = page.locator(`[data-plot="stage-${stage.stageId}"]`);
+    const points = stage.optima.filter((o) => o.censoring === 'CENSORING_NONE').length;
+    const bounds = stage.optima.length - points;
+    const models = stage.models.filter((m) => m.fitted && m.curve.length > 0).length;
+    const drawnPoints = await plot.locator('g[data-series="optima"] circle').count();
+    const drawnBars = await plot.locator('g[data-series="optima"] line.err').count();
+    const drawnBounds = await plot.locator('g[data-series="bounds"] path.bound-mark').count();
+    const drawnCurves = await plot.locator('g[data-series^="model-"] path').count();
+    const band = await plot.locator('g[data-series="surge-band"] path').count();
+    const marker = await plot.locator('g[data-series="b-noise"] line').count();
+    check(`stage ${stage.stageId}: one circle per measured optimum`, drawnPoints === points && points >= 3,
+      `${drawnPoints} drawn, ${points} in the fit`);
+    check(`stage ${stage.stageId}: error bars on every optimum`, drawnBars === 3 * points, `${drawnBars} bar lines`);
+    check(`stage ${stage.stageId}: one arrow per censored optimum`, drawnBounds === bounds, `${drawnBounds} drawn, ${bounds} in the fit`);
+    check(`stage ${stage.stageId}: one curve per fitted model`, drawnCurves === models && models >= 2,
+      `${drawnCurves} drawn, ${models} fitted`);
+    check(`stage ${stage.stageId}: surge 95% band and B_noise marker`, band === 1 && marker === 1);
+    const rows = await page.locator(`[data-stage="${stage.stageId}"] table.models tbody tr`).count();
+    check(`stage ${stage.stageId}: model table has every model`, rows === stage.models.length, `${rows}`);
+    const labels = await plot.locator('text.axis-label').allTextContents();
+    check(`stage ${stage.stageId}: axes labelled with units`,
+      labels.length === 2 && /batch size B \(examples/.test(labels[0]) && /learning rate/.test(labels[1]), labels.join(' / '));
+  }
+  const driftPoints = await page.locator('[data-plot="drift-bnoise"] g[data-series="stages"] circle').count();
+  const identified = fit.stages.filter((s) => s.surge.bNoiseKind === 'B_NOISE_KIND_POINT').length;
+  check('drift plot: one B_noise point per identified stage', driftPoints === identified, `${driftPoints}/${identified}`);
+  check('drift plot: drift line when the drift is linear',
+    (await page.locator('[data-plot="drift-bnoise"] g[data-series="drift"] path').count()) === (fit.drift.mode === 'linear' ? 1 : 0));
+  check('loss plot: the base run\'s curve', (await page.locator('[data-plot="loss"] g[data-series="loss-base"] path').count()) === 1);
+  check('B_simple plot: one line per series',
+    (await page.locator('[data-plot="b-simple"] g[data-series^="b-simple-"] path').count()) === fit.noiseScale.length &&
+    fit.noiseScale.length > 0);
+
+  // --- the advice box against the CLI ---
+  for (const [batch, step] of [['256', '1000'], ['48', '']]) {
+    await page.fill('#advice-batch', batch);
+    await page.fill('#advice-step', step);
+    await page.click('#advice-go');
+    await page.waitForSelector('#advice-result[data-state="ready"]');
+    await page.waitForFunction((b) => document.querySelector('#advice-result').textContent.includes(`B = ${b} `), batch);
+    const shown = await page.getAttribute('#advice-lr', 'data-lr');
+    const text = await page.textContent('#advice-lr');
+    const cliArgs = ['advise', '--job', JOB, '--batch', batch, '--json', ...(step ? ['--step', step] : [])];
+    const fromCli = JSON.parse(cli(...cliArgs));
+    check(`advice B=${batch} step=${step || 'latest'} equals surge advise`,
+      Number(shown) === fromCli.lr && Number(text) === Number(fromCli.lr.toPrecision(4)),
+      `page ${text} (${shown}), CLI ${fromCli.lr}`);
+  }
+  const before400 = problems.length;
+  await page.fill('#advice-batch', '-5');
+  await page.click('#advice-go');
+  await page.waitForSelector('#advice-result[data-state="error"]');
+  check('advice box shows the API error for a bad batch size',
+    /INVALID_ARGUMENT: .*batch_size/.test(await page.textContent('#advice-error')));
+  // The browser logs the deliberate 400 as a console error; only that one is expected.
+  const logged = problems.splice(before400);
+  check('the bad request logged only its 400', logged.every((m) => /status of 400/.test(m)), logged.join('; '));
+  await page.fill('#advice-batch', '256');
+  await page.fill('#advice-step', '1000');
+  await page.click('#advice-go');
+  await page.waitForSelector('#advice-result[data-state="ready"]');
+  await page.screenshot({ path: path.join(args.out, 'dashboard-job.png'), fullPage: true });
+
+  // --- live update: a new fit lands while the page is open ---
+  fs.writeFileSync(`${work}/extra.csv`, 'run,step,examples,batch_size,lr,loss\nextra,0,64,64,0.001,2.2\nextra,1,128,64,0.001,2.1\n');
+  const before = Number(await page.getAttribute('body', 'data-fit-version'));
+  const t1 = Date.now();
+  cli('import', '--job', JOB, `${work}/extra.csv`);
+  await page.waitForFunction((v) => Number(document.body.dataset.fitVersion) > v, before, { timeout: 15000 })
+    .catch(() => {});
+  const after = Number(await page.getAttribute('body', 'data-fit-version'));
+  check('page redraws when a new fit lands (server-sent events)', after > before,
+    `v${before} -> v${after} in ${Date.now() - t1} ms`);
+
+  // --- censored optima are drawn as bounds ---
+  // A probe grid too narrow for the smallest and largest batch sizes: their
+  // best LR is the grid's lowest, so the fit reports upper bounds there.
+  const rows = ['stage,stage_loss,batch_size,lr,seed,improvement'];
+  for (const b of [2, 8, 32, 128, 512, 2048]) {
+    const epsOpt = 1e-3 / Math.cosh(Math.log(b / 64) / 2);
+    for (let i = 0; i <= 6; i++) {
+      const lr = Math.pow(10, -3.3 + 0.1 * i);
+      const z = Math.log(lr / epsOpt);
+      for (const seed of [0, 1]) rows.push(`100,2,${b},${lr.toPrecision(6)},${seed},${(0.1 * (1 - 0.5 * z * z) + (seed ? 1e-4 : -1e-4)).toPrecision(6)}`);
+    }
+  }
+  fs.writeFileSync(`${work}/narrow.csv`, rows.join('\n') + '\n');
+  cli('import', '--job', 'narrow-grid', `${work}/narrow.csv`);
+  const narrow = JSON.parse(cli('fit', '--job', 'narrow-grid', '--json'));
+  await page.goto(`${base}/jobs/narrow-grid`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
+  const stage = narrow.stages[0];
+  const censored = stage ? stage.optima.filter((o) => o.censoring !== 'CENSORING_NONE') : [];
+  const arrows = await page.locator(`[data-plot="stage-${stage && stage.stageId}"] g[data-series="bounds"] path.bound-mark`);
+  const dirs = await arrows.evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-dir')));
+  check('censored optima drawn as bound arrows pointing the right way',
+    censored.length >= 2 && dirs.length === censored.length &&
+    censored.every((o, i) => dirs[i] === (o.censoring === 'CENSORING_UPPER_BOUND' ? 'down' : 'up')),
+    `${dirs.length} arrows (${dirs.join(',')}), ${censored.length} censored in the fit`);
+  await page.screenshot({ path: path.join(args.out, 'dashboard-narrow-grid.png'), fullPage: true });
+
+  check('no page errors', problems.length === 0, problems.join('; '));
+  check('nothing fetched from outside this server', foreign.length === 0, foreign.join(', '));
+}
+
+try {
+  await main();
+} catch (e) {
+  check('test ran to the end', false, e.stack || String(e));
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  server.kill('SIGTERM');
+  await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
+  if (failed) console.log(fs.readFileSync(path.join(work, 'server.log'), 'utf8').slice(-2000));
+  fs.rmSync(work, { recursive: true, force: true });
+  console.log(`screenshots: ${path.join(args.out, 'dashboard-job.png')}, ${path.join(args.out, 'dashboard-jobs.png')}`);
+  console.log(`${results.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
