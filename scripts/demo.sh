@@ -45,4 +45,8 @@ for b in 4 32 256 2048; do
   echo "== surge advise --job demo-probe --batch $b --step 1500"
   "$BIN/client/surge" advise --job demo-probe --batch "$b" --step 1500
 done
+if [ "${SURGE_DEMO_KEEP:-0}" = 1 ]; then
+  echo "== the server keeps running: dashboard on http://127.0.0.1:8080/ (Ctrl-C stops it)"
+  wait "$SERVER_PID" || true
+fi
 echo "== stopping the server (SIGTERM)"
