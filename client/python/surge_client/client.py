@@ -1,0 +1,269 @@
+"""Unary calls to surge-server: jobs, runs, records, fits and advice.
+
+Every call has a deadline, waits for the channel to be ready (so a server that
+is restarting is waited for, up to the deadline), and is retried with backoff on
+UNAVAILABLE. Errors are raised as :class:`SurgeError` carrying the gRPC status
+code name (``err.code == "NOT_FOUND"``) and the server's message.
+"""
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterator, Optional, Tuple
+
+import grpc
+
+from ._proto import pb, pb_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+# Reconnect quickly after a server restart (gRPC's default backoff grows to 120 s).
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+)
+
+_UNITS = {"examples": pb.BATCH_UNIT_EXAMPLES, "tokens": pb.BATCH_UNIT_TOKENS}
+_PROTOCOLS = {"plain": pb.PROTOCOL_PLAIN, "probe": pb.PROTOCOL_PROBE,
+              "full_run": pb.PROTOCOL_FULL_RUN}
+
+
+def resolve_server(server: Optional[str]) -> str:
+    """`server`, else $SURGE_SERVER, else 127.0.0.1:50051."""
+    return server or os.environ.get("SURGE_SERVER") or DEFAULT_SERVER
+
+
+def make_channel(server: Optional[str] = None) -> grpc.Channel:
+    return grpc.insecure_channel(resolve_server(server), options=CHANNEL_OPTIONS)
+
+
+class SurgeError(Exception):
+    """An error from surge: `code` is the gRPC status code name, `details` the
+    server's message. str(err) is "CODE: message", like the CLI prints."""
+
+    def __init__(self, code: str, details: str):
+        super().__init__(f"{code}: {details}")
+        self.code = code
+        self.details = details
+
+    @classmethod
+    def from_rpc_error(cls, e: grpc.RpcError) -> "SurgeError":
+        code = e.code() if hasattr(e, "code") else None
+        name = code.name if code is not None else "UNKNOWN"
+        details = e.details() if hasattr(e, "details") else str(e)
+        return cls(name, details or "")
+
+
+class FlushTimeout(SurgeError, TimeoutError):
+    """flush()/close() ran out of time with records still unacknowledged."""
+
+    def __init__(self, unacked: int, timeout: float):
+        super().__init__("DEADLINE_EXCEEDED",
+                         f"{unacked} records not acked by the server within {timeout:g} s")
+        self.unacked = unacked
+
+
+def _enum_name(enum, value, prefix):
+    name = enum.Name(value)
+    return name[len(prefix):].lower() if name.startswith(prefix) else name.lower()
+
+
+def _interval(i) -> Tuple[float, float]:
+    return (i.lo, i.hi)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The optimal LR for one batch size at one step (see Advice in surge.proto)."""
+    job: str
+    fit_version: int
+    batch_size: float
+    step: Optional[int]
+    loss: float                          # the loss the advice is for
+    lr: float                            # model-averaged optimal learning rate
+    lr_ci95: Tuple[float, float]         # includes the spread between models
+    b_noise: float                       # point, or the bound (see b_noise_kind)
+    b_noise_kind: str                    # point, lower_bound, upper_bound, unknown
+    b_noise_ci95: Tuple[float, float]
+    eps_max: float                       # NaN unless the peak is identified
+    eps_max_ci95: Tuple[float, float]
+    recommended_batch_size: float        # the speed/data balance point (= B_noise)
+    steps_ratio: float                   # S/S_min at batch_size
+    examples_ratio: float                # E/E_min at batch_size
+    flags: FrozenSet[str]                # e.g. {"extrapolated_in_batch"}
+    model: str                           # e.g. "average: surge 0.81, ..."
+    model_weights: Dict[str, Tuple[float, float]]  # model -> (weight, its lr)
+    verdict: str                         # yes, no, undecided, unspecified
+    verdict_reason: str
+    stages_used: Tuple[int, ...]
+
+    @classmethod
+    def from_proto(cls, a) -> "Advice":
+        flags = frozenset(f.name for f, v in a.flags.ListFields() if v)
+        return cls(
+            job=a.job, fit_version=a.fit_version, batch_size=a.batch_size,
+            step=a.step if a.HasField("step") else None, loss=a.loss, lr=a.lr,
+            lr_ci95=_interval(a.lr_ci95), b_noise=a.b_noise,
+            b_noise_kind=_enum_name(pb.BNoiseKind, a.b_noise_kind, "B_NOISE_KIND_"),
+            b_noise_ci95=_interval(a.b_noise_ci95), eps_max=a.eps_max,
+            eps_max_ci95=_interval(a.eps_max_ci95),
+            recommended_batch_size=a.recommended_batch_size, steps_ratio=a.steps_ratio,
+            examples_ratio=a.examples_ratio, flags=flags, model=a.model,
+            model_weights={w.model: (w.weight, w.lr) for w in a.model_weights},
+            verdict=_enum_name(pb.Verdict, a.verdict, "VERDICT_"),
+            verdict_reason=a.verdict_reason, stages_used=tuple(a.stages_used))
+
+
+def optimizer_spec(optimizer) -> Optional[dict]:
+    """Optimizer settings for CreateRun from a dict or a torch.optim.Optimizer
+    (name from the class, betas/eps/weight_decay from param_groups[0])."""
+    if optimizer is None:
+        return None
+    if isinstance(optimizer, dict):
+        return dict(optimizer)
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups:
+        raise TypeError("optimizer: expected a dict or a torch.optim.Optimizer")
+    g = groups[0]
+    spec = {"name": type(optimizer).__name__.lower()}
+    if "betas" in g:
+        spec["beta1"], spec["beta2"] = float(g["betas"][0]), float(g["betas"][1])
+    elif "momentum" in g:
+        spec["beta1"] = float(g["momentum"])
+    if "eps" in g:
+        spec["eps"] = float(g["eps"])
+    if "weight_decay" in g:
+        spec["weight_decay"] = float(g["weight_decay"])
+    return spec
+
+
+class SurgeClient:
+    """A channel to surge-server and its unary calls. Thread-safe; close() it
+    (or use it as a context manager) when done."""
+
+    def __init__(self, server: Optional[str] = None, *, timeout: float = 10.0,
+                 retries: int = 4, channel: Optional[grpc.Channel] = None):
+        self.server = resolve_server(server)
+        self.timeout = timeout
+        self.retries = retries
+        self._own_channel = channel is None
+        self.channel = channel if channel is not None else make_channel(self.server)
+        self.stub = pb_grpc.SurgeStub(self.channel)
+
+    def close(self):
+        if self._own_channel:
+            self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method, request, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        backoff = 0.05
+        for attempt in range(self.retries + 1):
+            left = max(0.001, deadline - time.monotonic())
+            try:
+                return method(request, timeout=left, wait_for_ready=True)
+            except grpc.RpcError as e:
+                err = SurgeError.from_rpc_error(e)
+                if (err.code != "UNAVAILABLE" or attempt == self.retries
+                        or time.monotonic() + backoff >= deadline):
+                    raise err from None
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    # Jobs -----------------------------------------------------------------
+    def create_job(self, name: str, unit: str = "examples", description: str = ""):
+        if unit not in _UNITS:
+            raise ValueError(f"unit: must be one of {sorted(_UNITS)}, got {unit!r}")
+        job = pb.Job(name=name, batch_unit=_UNITS[unit], description=description)
+        return self._call(self.stub.CreateJob, pb.CreateJobRequest(job=job))
+
+    def get_job(self, name: str):
+        return self._call(self.stub.GetJob, pb.GetJobRequest(name=name))
+
+    def ensure_job(self, name: str, unit: str = "examples", description: str = ""):
+        """Creates the job, or returns it when it exists with the same unit
+        (ALREADY_EXISTS when it exists with another unit)."""
+        try:
+            return self.create_job(name, unit, description)
+        except SurgeError as e:
+            if e.code != "ALREADY_EXISTS":
+                raise
+        job = self.get_job(name)
+        if job.batch_unit != _UNITS[unit]:
+            have = _enum_name(pb.BatchUnit, job.batch_unit, "BATCH_UNIT_")
+            raise SurgeError("ALREADY_EXISTS",
+                             f"job {name!r} exists with unit {have}, not {unit}")
+        return job
+
+    def delete_job(self, name: str):
+        return self._call(self.stub.DeleteJob, pb.DeleteJobRequest(name=name))
+
+    # Runs -----------------------------------------------------------------
+    def create_run(self, job: str, name: str, batch_size: int, *, protocol: str = "plain",
+                   base_lr: float = 0.0, optimizer=None, labels: Optional[dict] = None,
+                   target_loss: Optional[float] = None, parent: Optional[dict] = None):
+        """Declares a run; idempotent for the same batch size and protocol."""
+        if protocol not in _PROTOCOLS:
+            raise ValueError(f"protocol: must be one of {sorted(_PROTOCOLS)}, got {protocol!r}")
+        run = pb.Run(name=name, batch_size=int(batch_size), protocol=_PROTOCOLS[protocol],
+                     base_lr=float(base_lr))
+        spec = optimizer_spec(optimizer)
+        if spec:
+            run.optimizer.CopyFrom(pb.Optimizer(**spec))
+        if labels:
+            for k, v in labels.items():
+                run.labels[str(k)] = str(v)
+        if target_loss is not None:
+            run.target_loss = float(target_loss)
+        if parent:
+            run.parent.CopyFrom(pb.ParentStage(**parent))
+        return self._call(self.stub.CreateRun, pb.CreateRunRequest(job=job, run=run))
+
+    def list_runs(self, job: str):
+        return list(self._call(self.stub.ListRuns, pb.ListRunsRequest(job=job)).runs)
+
+    # Records --------------------------------------------------------------
+    def list_records(self, job: str, run: str = "", page_size: int = 10000) -> Iterator:
+        """Yields the stored surge.v1.Record messages, by run and step."""
+        token = ""
+        while True:
+            page = self._call(self.stub.ListRecords, pb.ListRecordsRequest(
+                job=job, run=run, page_size=page_size, page_token=token))
+            yield from page.records
+            token = page.next_page_token
+            if not token:
+                return
+
+    # Fits and advice ------------------------------------------------------
+    def get_fit(self, job: str):
+        """The latest fit (surge.v1.Fit message; `error` set when not fittable yet)."""
+        return self._call(self.stub.GetFit, pb.GetFitRequest(job=job))
+
+    def advise(self, job: str, batch_size: float, step: Optional[int] = None,
+               timeout: Optional[float] = None) -> Advice:
+        """The optimal LR for `batch_size` at `step` (None: the latest stage).
+        Raises SurgeError: INVALID_ARGUMENT, NOT_FOUND (job), FAILED_PRECONDITION
+        (no usable fit yet; the message says what evidence is missing)."""
+        b = float(batch_size)
+        if not math.isfinite(b):
+            raise ValueError(f"batch_size: must be finite, got {batch_size!r}")
+        req = pb.GetAdviceRequest(job=job, batch_size=b)
+        if step is not None:
+            req.step = int(step)
+        return Advice.from_proto(self._call(self.stub.GetAdvice, req, timeout))
+
+
+def advise(job: str, batch_size: float, step: Optional[int] = None, *,
+           server: Optional[str] = None, timeout: float = 10.0) -> Advice:
+    """One-shot GetAdvice on a fresh channel (see SurgeClient.advise)."""
+    with SurgeClient(server, timeout=timeout) as c:
+        return c.advise(job, batch_size, step)
