@@ -43,7 +43,7 @@ VARIANTS = ("base", "base2", "report", "gradstats", "both")
 def start_server(binary, workdir):
     port_file = os.path.join(workdir, "port")
     proc = subprocess.Popen([binary, "--listen=127.0.0.1:0", f"--port_file={port_file}",
-                             f"--db={os.path.join(workdir, 'bench.db')}"],
+                             f"--db={os.path.join(workdir, 'bench.db')}", "--http=127.0.0.1:0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -45,7 +45,7 @@ class Server:
         self.starts += 1
         self.proc = subprocess.Popen(
             [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--port_file={self.port_file}",
-             f"--db={self.db}", "--shutdown_grace_s=2"],
+             f"--db={self.db}", "--shutdown_grace_s=2", "--http=127.0.0.1:0"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
