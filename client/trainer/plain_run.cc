@@ -1,0 +1,115 @@
+// RunPlain: the training loop of train / base / follow.
+#include "client/trainer/plain_run.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace surge::trainer {
+
+absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset& train,
+                                        const Dataset& eval, Reporter* reporter,
+                                        const std::atomic<bool>* stop) {
+  if (o.batch_size < 1 || o.lr < 0 || o.steps < 1 || o.eval_every < 1) {
+    return absl::InvalidArgumentError("batch_size, steps, eval_every must be >= 1 and lr >= 0");
+  }
+  if (!std::is_sorted(o.target_losses.rbegin(), o.target_losses.rend())) {
+    return absl::InvalidArgumentError("target losses must be decreasing");
+  }
+  if (reporter != nullptr) {
+    surge::v1::Run run;
+    run.set_name(o.run_name);
+    run.set_batch_size(o.batch_size);
+    *run.mutable_optimizer() = ToOptimizer(o.adam);
+    run.set_base_lr(o.lr);
+    run.set_protocol(surge::v1::PROTOCOL_PLAIN);
+    (*run.mutable_labels())["seed"] = absl::StrCat(o.seed);
+    (*run.mutable_labels())["trainer"] = "surge-train cpu";
+    if (absl::Status s = reporter->DeclareRun(run); !s.ok()) return s;
+  }
+  CpuTrainer trainer(o.adam, o.threads);
+  trainer.Init(o.seed);
+  BatchSampler sampler(train.size, o.seed * 7919 + 1);
+  std::vector<int> idx;
+  PlainRunResult result;
+  double lr = o.lr;
+  size_t next_target = 0;
+  bool advice_warned = false;
+  for (int64_t step = 1; step <= o.steps; ++step) {
+    if (stop != nullptr && stop->load()) {
+      result.interrupted = true;
+      break;
+    }
+    if (o.advise_every > 0 && reporter != nullptr && (step - 1) % o.advise_every == 0 &&
+        step > 1) {
+      auto advice = reporter->client().GetAdvice(o.advice_job, o.batch_size, step);
+      if (advice.ok() && std::isfinite(advice->lr()) && advice->lr() > 0) {
+        const double next = std::clamp(advice->lr(), o.lr / 100, o.lr * 100);
+        if (std::abs(std::log(next / lr)) > 1e-3) {
+          std::printf("follow: step %lld: lr %.4g -> %.4g (advice of job %s, fit v%lld, loss %.3f, %s)\n",
+                      static_cast<long long>(step), lr, next, o.advice_job.c_str(),
+                      static_cast<long long>(advice->fit_version()), advice->loss(),
+                      advice->model().c_str());
+          lr = next;
+        }
+      } else if (!advice_warned) {
+        advice_warned = true;
+        std::printf("follow: step %lld: no advice yet (%s); keeping lr %.4g\n",
+                    static_cast<long long>(step),
+                    advice.ok() ? "non-positive lr" : advice.status().ToString().c_str(), lr);
+      }
+    }
+    sampler.Next(o.batch_size, &idx);
+    StepStats stats = trainer.Step(train, idx, lr);
+    std::optional<double> eval_loss;
+    if (step % o.eval_every == 0 || step == o.steps) {
+      eval_loss = trainer.Evaluate(eval, o.eval_size);
+      result.final_eval_loss = *eval_loss;
+    }
+    if (reporter != nullptr) {
+      reporter->Append(MakeRecord(o.run_name, step, step * o.batch_size, lr, stats, eval_loss));
+    }
+    if (o.log_every > 0 && step % o.log_every == 0) {
+      std::printf("%s: step %lld  loss %.4f%s\n", o.run_name.c_str(),
+                  static_cast<long long>(step), stats.loss,
+                  eval_loss ? absl::StrFormat("  eval %.4f", *eval_loss).c_str() : "");
+      std::fflush(stdout);
+    }
+    result.steps = step;
+    if (eval_loss && next_target < o.target_losses.size() &&
+        *eval_loss <= o.target_losses[next_target]) {
+      Checkpoint c{step, *eval_loss, trainer.GetParams()};
+      if (!o.checkpoint_dir.empty()) {
+        const std::string path = absl::StrCat(o.checkpoint_dir, "/stage", next_target, ".ckpt");
+        if (absl::Status s = SaveCheckpoint(path, c); !s.ok()) return s;
+      }
+      std::printf("%s: stage %zu reached at step %lld (eval loss %.4f <= %.4f)\n",
+                  o.run_name.c_str(), next_target, static_cast<long long>(step), *eval_loss,
+                  o.target_losses[next_target]);
+      result.checkpoints.push_back(std::move(c));
+      // Several targets can be passed at one evaluation; each gets this step.
+      while (++next_target < o.target_losses.size() &&
+             *eval_loss <= o.target_losses[next_target]) {
+        result.checkpoints.push_back(result.checkpoints.back());
+        if (!o.checkpoint_dir.empty()) {
+          const std::string path = absl::StrCat(o.checkpoint_dir, "/stage", next_target, ".ckpt");
+          if (absl::Status s = SaveCheckpoint(path, result.checkpoints.back()); !s.ok()) return s;
+        }
+      }
+      if (next_target == o.target_losses.size()) break;
+    }
+  }
+  if (!o.target_losses.empty() && next_target < o.target_losses.size() && !result.interrupted) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: target loss %.4f not reached in %lld steps (last eval loss %.4f); raise --base_steps "
+        "or the target",
+        o.run_name, o.target_losses[next_target], static_cast<long long>(o.steps),
+        result.final_eval_loss));
+  }
+  return result;
+}
+
+}  // namespace surge::trainer
