@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end: set up, build, start surge-server on ./demo.db
-# (embedded SQLite), stream a generated sweep through the CLI and print what
-# was stored, then import a synthetic probe sweep, print its fit and advice
-# for a few batch sizes. The server is stopped (SIGTERM) at the end.
+# (embedded SQLite), stream a generated record sweep through the CLI and print
+# what was stored, then run a small CPU probe sweep of the reference trainer on
+# the real Fashion-MNIST (scripts/probe_sweep.sh with SMALL=1, ~1 min on 2
+# cores) against the same server and print its fit and advice. The server is
+# stopped (SIGTERM) at the end (SURGE_DEMO_KEEP=1 keeps it up for the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
@@ -35,16 +37,10 @@ echo "== surge records demo-sweep --run bs64 (first 5 rows)"
 "$BIN/client/surge" records demo-sweep --run bs64 > "$WORK/bs64.csv"
 head -6 "$WORK/bs64.csv"
 echo
-echo "== a probe sweep: a base run's loss curve + raw probe results at 2 stages (synthetic surge data)"
-python3 scripts/gen_probe_sweep.py --out-dir "$WORK/probe"
-"$BIN/client/surge" import --job demo-probe "$WORK/probe/base.csv"
-"$BIN/client/surge" import --job demo-probe "$WORK/probe/probes.csv"
-echo "== surge fit --job demo-probe"
-"$BIN/client/surge" fit --job demo-probe
-for b in 4 32 256 2048; do
-  echo "== surge advise --job demo-probe --batch $b --step 1500"
-  "$BIN/client/surge" advise --job demo-probe --batch "$b" --step 1500
-done
+echo "== the real thing: a small CPU probe sweep of the reference trainer on Fashion-MNIST"
+echo "   (surge-train: base run to two target losses, then 10-step probes over batch sizes"
+echo "   x learning rates x seeds, streamed to the server; then surge fit and surge advise)"
+BUILD_DIR="$BIN" OUT="$WORK/sweep" SMALL=1 ./scripts/probe_sweep.sh
 if [ "${SURGE_DEMO_KEEP:-0}" = 1 ]; then
   echo "== the server keeps running: dashboard on http://127.0.0.1:8080/ (Ctrl-C stops it)"
   wait "$SERVER_PID" || true
