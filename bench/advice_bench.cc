@@ -53,11 +53,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
     return 1;
   }
-  auto fit = core.GetFit([] {
-    surge::v1::GetFitRequest r;
-    r.set_job("bench");
-    return r;
-  }());
+  // Fits land debounced after the last records: wait for the one that
+  // covers every probe.
+  auto latest = core.LatestFit("bench");
+  if (!latest.ok()) {
+    std::fprintf(stderr, "%s\n", latest.status().ToString().c_str());
+    return 1;
+  }
+  std::shared_ptr<const surge::core::FitEntry> entry = *latest;
+  while (entry->proto.inputs().probe_points() != *loaded) {
+    auto next = core.WaitNewerFit("bench", entry->proto.version(), absl::Seconds(30));
+    if (next == nullptr) {
+      std::fprintf(stderr, "no fit with all %d probe points\n", *loaded);
+      return 1;
+    }
+    entry = next;
+  }
+  const surge::v1::Fit* fit = &entry->proto;
   std::printf("job: %d probe runs, fit v%lld in %.1f ms (%d stages)\n", *loaded,
               static_cast<long long>(fit->version()), fit->fit_ms(), fit->stages_size());
 
