@@ -12,8 +12,13 @@ echo "== ingest: 4 streams x window 2 (lower latency)"
 "$BUILD_DIR/bench/surge-ingest-loadgen" --streams 4 --window 2 --batch 1000 --seconds 10
 echo "== ingest: one record per batch, one in flight (per-record commit baseline)"
 "$BUILD_DIR/bench/surge-ingest-loadgen" --streams 1 --window 1 --batch 1 --seconds 5
+echo "== advice latency (in process and over gRPC)"
+"$BUILD_DIR/bench/surge-advice-bench"
 for b in "$BUILD_DIR"/bench/*_bench; do
   [ -x "$b" ] || continue
   echo "== $(basename "$b")"
   "$b"
 done
+echo "== Python Reporter overhead"
+PYTHONPATH=client/python:$BUILD_DIR/client/python/gen OMP_NUM_THREADS=1 \
+  /usr/bin/python3 bench/python_reporter_overhead.py --server-bin "$BUILD_DIR/server/surge-server"
