@@ -14,18 +14,8 @@ namespace surge::fit {
 namespace {
 
 using synth::MeasuredSurge;
+using synth::GoodJob;
 using synth::PowersOfTwo;
-
-// One stage of measured optima from a surge law (eps_max 1e-3, B_noise 400)
-// and a plain-run loss curve over steps 0..10000.
-JobInput GoodJob(std::mt19937_64& rng) {
-  JobInput in;
-  in.measured_optima = MeasuredSurge(1, 2.0, 1e-3, 400.0, PowersOfTwo(3, 14), 0.05, rng);
-  for (int64_t t = 0; t <= 10000; t += 50) {
-    in.loss_curve.push_back({t, 1.5 + 5.0 / std::sqrt(1.0 + t)});
-  }
-  return in;
-}
 
 TEST(AdviseTest, FlagsExtrapolationInBatchAndStep) {
   std::mt19937_64 rng(3);

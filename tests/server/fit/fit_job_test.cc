@@ -13,6 +13,7 @@ namespace surge::fit {
 namespace {
 
 using synth::MeasuredSurge;
+using synth::GoodJob;
 using synth::PowersOfTwo;
 using synth::SurgeStageProbes;
 
@@ -31,15 +32,6 @@ TEST(FitStageTest, RawProbesRecoverSurge) {
     EXPECT_NEAR(st->surge.ln_eps_max, std::log(1e-3), 0.1) << "seed " << seed;
     EXPECT_EQ(st->models.verdict, Verdict::kYes) << st->models.verdict_reason;
   }
-}
-
-JobInput GoodJob(std::mt19937_64& rng) {
-  JobInput in;
-  in.measured_optima = MeasuredSurge(1, 2.0, 1e-3, 400.0, PowersOfTwo(3, 14), 0.05, rng);
-  for (int64_t t = 0; t <= 10000; t += 50) {
-    in.loss_curve.push_back({t, 1.5 + 5.0 / std::sqrt(1.0 + t)});
-  }
-  return in;
 }
 
 // Each bad input gives its code and a message that says what is wrong.

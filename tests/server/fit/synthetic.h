@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "server/fit/fit_job.h"
 #include "server/fit/fit_types.h"
 #include "server/fit/model_curve.h"
 #include "server/fit/optimum.h"
@@ -110,6 +111,17 @@ inline std::vector<ProbePoint> SurgeStageProbes(int64_t stage, double loss, doub
     out.insert(out.end(), g.begin(), g.end());
   }
   return out;
+}
+
+// A job of one stage of measured optima from a surge law (eps_max 1e-3,
+// B_noise 400) and a plain-run loss curve over steps 0..10000.
+inline JobInput GoodJob(std::mt19937_64& rng) {
+  JobInput in;
+  in.measured_optima = MeasuredSurge(1, 2.0, 1e-3, 400.0, PowersOfTwo(3, 14), 0.05, rng);
+  for (int64_t t = 0; t <= 10000; t += 50) {
+    in.loss_curve.push_back({t, 1.5 + 5.0 / std::sqrt(1.0 + t)});
+  }
+  return in;
 }
 
 }  // namespace surge::fit::synth
