@@ -42,6 +42,76 @@ const surge::v1::Run* ChooseLossCurveRun(
   return best;
 }
 
+int64_t Seed(const surge::v1::Run& run) {
+  int64_t seed = 0;
+  auto it = run.labels().find("seed");
+  if (it != run.labels().end()) (void)absl::SimpleAtoi(it->second, &seed);
+  return seed;
+}
+
+// Full runs (PROTOCOL_FULL_RUN with a target loss L*): S = the first record
+// whose eval loss is <= L* (E = its examples), the improvement is
+// eval_loss(S) - eval_loss(last record), the k steps after S. Each reached
+// run is a probe point of the stage "L*" (stage id = round(L* x 10^6)); per
+// batch size the fewest steps to L* over the LRs (the optimal LR's run) is
+// a speed point for S(B) = S_min + E_min / B.
+absl::Status AddFullRuns(store::SqliteStore& reader,
+                         const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
+                         Evidence& ev) {
+  int not_reached = 0;
+  // (target, batch) -> fewest steps.
+  absl::flat_hash_map<std::pair<double, int64_t>, int64_t> fastest;
+  for (const auto& [id, run] : runs) {
+    if (run.protocol() != surge::v1::PROTOCOL_FULL_RUN || !run.has_target_loss()) continue;
+    if (run.record_count() == 0) continue;
+    std::vector<surge::v1::Record> records;
+    SURGE_ASSIGN_OR_RETURN(int64_t job_id, reader.JobId(run.job()));
+    store::RecordCursor after{id, -1};
+    while (true) {
+      SURGE_ASSIGN_OR_RETURN(store::RecordPage page, reader.ListRecords(job_id, id, after, 50000));
+      for (auto& r : page.records) records.push_back(std::move(r));
+      if (!page.next) break;
+      after = *page.next;
+    }
+    const double target = run.target_loss();
+    const surge::v1::Record* hit = nullptr;
+    for (const auto& r : records) {
+      if (r.has_eval_loss() && r.eval_loss() <= target) {
+        hit = &r;
+        break;
+      }
+    }
+    const surge::v1::Record& last = records.back();
+    if (hit == nullptr || last.step() <= hit->step() || !last.has_eval_loss()) {
+      ++not_reached;
+      continue;
+    }
+    fit::ProbePoint p;
+    p.stage_id = static_cast<int64_t>(std::llround(target * 1e6));
+    p.stage_loss = target;
+    p.batch_size = static_cast<double>(run.batch_size());
+    p.lr = run.base_lr() > 0 ? run.base_lr() : hit->lr();
+    p.seed = Seed(run);
+    p.improvement = hit->eval_loss() - last.eval_loss();
+    ev.input.probe_points.push_back(p);
+    auto key = std::make_pair(target, run.batch_size());
+    auto [it, inserted] = fastest.try_emplace(key, hit->step());
+    if (!inserted) it->second = std::min(it->second, hit->step());
+  }
+  for (const auto& [key, steps] : fastest) {
+    if (steps > 0) {
+      ev.input.speed_points.push_back(
+          {key.first, static_cast<double>(key.second), static_cast<double>(steps)});
+    }
+  }
+  if (not_reached > 0) {
+    ev.notes.push_back(absl::StrCat(not_reached,
+                                    " full runs have not reached their target loss plus k "
+                                    "steps yet (not used)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
@@ -51,9 +121,8 @@ absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::str
   ev.summary.set_records_seen(job_row.record_count());
 
   // Probe runs: improvement = parent loss - loss of the last record.
-  int unmeasured = 0, full_runs = 0;
+  int unmeasured = 0;
   for (const auto& [id, run] : runs) {
-    if (run.protocol() == surge::v1::PROTOCOL_FULL_RUN) ++full_runs;
     if (run.protocol() != surge::v1::PROTOCOL_PROBE) continue;
     SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Record> last, reader.LastRecord(id));
     if (!last) {
@@ -65,8 +134,7 @@ absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::str
     p.stage_loss = run.parent().loss();
     p.batch_size = static_cast<double>(run.batch_size());
     p.lr = run.base_lr() > 0 ? run.base_lr() : last->lr();
-    auto seed = run.labels().find("seed");
-    if (seed != run.labels().end()) (void)absl::SimpleAtoi(seed->second, &p.seed);
+    p.seed = Seed(run);
     double after = last->has_eval_loss() ? last->eval_loss() : last->loss();
     p.improvement = run.parent().loss() - after;
     ev.input.probe_points.push_back(p);
@@ -74,10 +142,7 @@ absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::str
   if (unmeasured > 0) {
     ev.notes.push_back(absl::StrCat(unmeasured, " probe runs have no records yet"));
   }
-  if (full_runs > 0) {
-    ev.notes.push_back(absl::StrCat(full_runs,
-                                    " full-run protocol runs are stored but not used by fits yet"));
-  }
+  SURGE_RETURN_IF_ERROR(AddFullRuns(reader, runs, ev));
 
   // Measured optima.
   SURGE_ASSIGN_OR_RETURN(int64_t job_id, reader.JobId(job));

@@ -2,12 +2,14 @@
 // sweep with a known surge law, the codes of bad requests, fit versions and
 // history, debouncing, and that ingest never waits for a fit.
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "core_test_util.h"
 #include "gmock/gmock.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/core/surge_core.h"
 #include "tests/support/synthetic_probes.h"
@@ -128,6 +130,64 @@ TEST_F(FitServiceTest, AdviceRecoversTheKnownSurgeLaw) {
   auto early = core_->GetAdvice(AdviceRequest("sweep", 64, 300));
   ASSERT_TRUE(early.ok());
   EXPECT_LT(early->b_noise(), at_peak->b_noise());
+}
+
+// Full runs (the paper's protocol): from scratch to L* = 0.5, then k = 10
+// more steps. S(B, lr) = (100 + 6400 / B)(1 + z^2) steps with z = ln(lr /
+// eps_opt(B)), eps_opt from the surge law (B_noise 64, eps_max 1e-3); the
+// improvement over the k steps peaks at eps_opt.
+TEST_F(FitServiceTest, FullRunsGiveAStageAndTheSpeedDataFit) {
+  Open();
+  ASSERT_TRUE(core_->CreateJob(JobRequest("full")).ok());
+  auto stream = core_->OpenIngestStream();
+  uint64_t seq = 0;
+  int runs = 0;
+  for (int64_t b : {4, 16, 64, 256, 1024}) {
+    double eps_opt = 1e-3 / std::cosh(std::log(b / 64.0) / 2);
+    for (int i = 0; i < 13; ++i) {
+      double lr = std::pow(10.0, -4.5 + 0.25 * i);
+      double z = std::log(lr / eps_opt);
+      surge::v1::CreateRunRequest create = RunRequest("full", absl::StrCat("b", b, "-lr", i), b,
+                                                      surge::v1::PROTOCOL_FULL_RUN);
+      create.mutable_run()->set_target_loss(0.5);
+      create.mutable_run()->set_base_lr(lr);
+      ASSERT_TRUE(core_->CreateRun(create).ok());
+      int64_t s = static_cast<int64_t>((100 + 6400.0 / b) * (1 + z * z));
+      auto batch = std::make_unique<surge::v1::IngestRequest>();
+      batch->set_job("full");
+      batch->set_seq(++seq);
+      auto add = [&](int64_t step, double eval) {
+        surge::v1::Record* r = batch->add_records();
+        r->set_run(create.run().name());
+        r->set_step(step);
+        r->set_examples(step * b);
+        r->set_lr(lr);
+        r->set_loss(eval);
+        r->set_eval_loss(eval);
+      };
+      add(s / 2, 0.9);
+      add(s, 0.499);
+      double improvement = 0.02 / (1 + 64.0 / b) * (1 - 0.35 * z * z);
+      add(s + 10, 0.499 - improvement);
+      ASSERT_TRUE(stream->Accept(std::move(batch)).ok());
+      ++runs;
+    }
+  }
+  stream->Close();
+  surge::v1::Fit fit = WaitForFitWith("full", runs);
+  ASSERT_TRUE(fit.error().empty()) << fit.error();
+  ASSERT_EQ(fit.stages_size(), 1);
+  EXPECT_DOUBLE_EQ(fit.stages(0).stage_loss(), 0.5);
+  EXPECT_EQ(fit.stages(0).stage_id(), 500000);
+  EXPECT_EQ(fit.stages(0).optima_size(), 5);
+  const auto& surge = fit.stages(0).surge();
+  ASSERT_EQ(surge.b_noise_kind(), surge::v1::B_NOISE_KIND_POINT);
+  EXPECT_LE(surge.b_noise_ci95().lo(), 64.0);
+  EXPECT_GE(surge.b_noise_ci95().hi(), 64.0);
+  ASSERT_EQ(fit.speed_data_size(), 1);
+  EXPECT_NEAR(fit.speed_data(0).s_min(), 100, 5);
+  EXPECT_NEAR(fit.speed_data(0).e_min(), 6400, 200);
+  EXPECT_NEAR(fit.speed_data(0).b_crit(), 64, 5);
 }
 
 TEST_F(FitServiceTest, BadRequestsGetTheirCodes) {
