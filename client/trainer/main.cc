@@ -336,7 +336,8 @@ int main(int argc, char** argv) {
       "surge-train MODE [flags]; MODE is train, probe, follow or full-run (see docs/trainer.md)");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
-    std::fprintf(stderr, "usage: surge-train train|probe|follow|full-run [flags]  (--help for flags)\n");
+    std::fprintf(stderr,
+                 "usage: surge-train train|probe|follow|full-run [flags]  (--help for flags)\n");
     return 2;
   }
   const std::string mode = args[1];

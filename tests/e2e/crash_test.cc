@@ -81,10 +81,13 @@ TEST(CrashTest, AckedRecordsSurviveKill9AndClientResumes) {
   for (int64_t step = 0; step < kTotal; ++step) {
     ASSERT_TRUE(session.Append(MakeRecord(step), absl::Seconds(60)).ok());
     if (acked_at_kill < 0 && step == 100000) {
-      // Kill mid-stream: some batches acked, more in flight and buffered.
+      // Some batches acked, then a burst of appends, then the kill: the burst's
+      // last batches are still buffered or in flight when the server dies.
       while (session.stats().acked_records < 20000) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
+    }
+    if (acked_at_kill < 0 && step == 120000) {
       server->process().Kill(SIGKILL);
       ASSERT_NE(server->process().Wait(), -1);
       // Acks that were already on the wire may still be read: take the count
