@@ -6,9 +6,12 @@
 //   surge-train probe  --job J --work_dir DIR [--batch_sizes 1,2,...,1024
 //                      --targets 0.6,0.45 --seeds 3 --beta1 0.9 --beta2 0.999]
 //   surge-train follow --job J --advice_job P [--advise_every 100]
+//   surge-train full-run --job J --targets 0.7,0.5 --batch_sizes 16,64
+//                      --lrs 1e-3,3e-3 [--seeds 3 --probe_steps 10 --eval_every 5
+//                      --max_steps 20000]
 //
 // See docs/trainer.md. Ctrl-C stops cleanly (records already queued are
-// flushed); rerunning the same probe command resumes the sweep.
+// flushed); rerunning the same probe or full-run command resumes the sweep.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -29,6 +32,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/trainer/fashion_mnist.h"
+#include "client/trainer/full_run.h"
 #include "client/trainer/plain_run.h"
 #include "client/trainer/probe_sweep.h"
 #include "client/trainer/progress.h"
@@ -57,7 +61,9 @@ ABSL_FLAG(int, batch_size, 64, "batch size (train/follow)");
 ABSL_FLAG(double, lr, 1e-3, "learning rate (train/follow: the starting one)");
 ABSL_FLAG(int64_t, steps, 2000, "steps (train/follow)");
 ABSL_FLAG(int64_t, seed, 1, "init and data seed (train/follow)");
-ABSL_FLAG(int, eval_every, 50, "evaluate on the eval subset every N steps");
+ABSL_FLAG(int, eval_every, 0,
+          "evaluate on the eval subset every N steps (0: the mode's default, 50 for train/follow, "
+          "5 for full-run)");
 ABSL_FLAG(int, eval_size, 1000, "evaluation subset: the first N test images");
 ABSL_FLAG(int, log_every, 100, "print a line every N steps");
 ABSL_FLAG(std::string, advice_job, "", "follow: job whose fit advises the LR (default --job)");
@@ -82,7 +88,12 @@ ABSL_FLAG(double, base_lr, 1e-3, "probe: base run LR (Adam 0.9/0.999)");
 ABSL_FLAG(int64_t, base_steps, 20000, "probe: base run step limit");
 ABSL_FLAG(int, base_eval_every, 20, "probe: base run evaluation interval");
 ABSL_FLAG(int64_t, base_seed, 1, "probe: base run seed");
-ABSL_FLAG(bool, progress, true, "probe: progress bar on stderr");
+ABSL_FLAG(bool, progress, true, "probe/full-run: progress bar on stderr");
+// full-run (also --targets, --batch_sizes, --seeds, --probe_steps, --eval_every, --eval_size).
+ABSL_FLAG(std::string, lrs, "",
+          "full-run: learning rates; empty: the lattice lr_start * 10^(j / lrs_per_decade) within "
+          "[lr_min, lr_max]");
+ABSL_FLAG(int64_t, max_steps, 20000, "full-run: step limit of the search for a target");
 
 namespace {
 
@@ -140,7 +151,7 @@ surge::trainer::PlainRunOptions PlainFromFlags() {
   o.adam = AdamFromFlags();
   o.seed = absl::GetFlag(FLAGS_seed);
   o.steps = absl::GetFlag(FLAGS_steps);
-  o.eval_every = absl::GetFlag(FLAGS_eval_every);
+  o.eval_every = absl::GetFlag(FLAGS_eval_every) > 0 ? absl::GetFlag(FLAGS_eval_every) : 50;
   o.eval_size = absl::GetFlag(FLAGS_eval_size);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.log_every = absl::GetFlag(FLAGS_log_every);
@@ -237,19 +248,102 @@ int RunProbe(const surge::trainer::Dataset& train, const surge::trainer::Dataset
   return result->interrupted ? 130 : 0;
 }
 
+// Where --backend=cuda can run, a factory for CudaTrainers; else an error.
+absl::StatusOr<surge::trainer::TrainerFactory> BackendFromFlags(const char* mode) {
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend == "cpu") return surge::trainer::TrainerFactory();
+  if (backend != "cuda") return absl::InvalidArgumentError("--backend must be cpu or cuda");
+#ifdef SURGE_TRAINER_HAVE_CUDA
+  std::string why;
+  if (!surge::trainer::cuda::DeviceAvailable(&why)) {
+    return absl::FailedPreconditionError("--backend=cuda: " + why);
+  }
+  std::printf("%s: runs on %s\n", mode, surge::trainer::cuda::DeviceName().c_str());
+  return surge::trainer::TrainerFactory(
+      [](const surge::trainer::AdamConfig& adam, int max_batch) {
+        return std::unique_ptr<surge::trainer::Trainer>(
+            new surge::trainer::cuda::CudaTrainer(adam, max_batch));
+      });
+#else
+  (void)mode;
+  return absl::FailedPreconditionError(
+      "--backend=cuda: this surge-train was built without CUDA (nvcc not found)");
+#endif
+}
+
+int RunFull(const surge::trainer::Dataset& train, const surge::trainer::Dataset& eval,
+            surge::trainer::Reporter* reporter) {
+  surge::trainer::FullRunConfig c;
+  auto targets = ParseList<double>("targets", absl::GetFlag(FLAGS_targets));
+  auto batches = ParseList<int>("batch_sizes", absl::GetFlag(FLAGS_batch_sizes));
+  auto lrs = ParseList<double>("lrs", absl::GetFlag(FLAGS_lrs));
+  if (!targets.ok()) return Fail(targets.status());
+  if (!batches.ok()) return Fail(batches.status());
+  if (!lrs.ok()) return Fail(lrs.status());
+  c.targets = *targets;
+  c.batch_sizes = *batches;
+  c.lrs = *lrs;
+  if (c.lrs.empty()) {
+    const double start = absl::GetFlag(FLAGS_lr_start);
+    const double per = absl::GetFlag(FLAGS_lrs_per_decade);
+    const double lo = absl::GetFlag(FLAGS_lr_min), hi = absl::GetFlag(FLAGS_lr_max);
+    if (!(start > 0) || !(per >= 1) || !(lo > 0) || !(hi >= lo)) {
+      return Fail(absl::InvalidArgumentError("bad LR lattice flags"));
+    }
+    const int j_min = static_cast<int>(std::ceil(per * std::log10(lo / start) - 1e-9));
+    const int j_max = static_cast<int>(std::floor(per * std::log10(hi / start) + 1e-9));
+    for (int j = j_min; j <= j_max; ++j) c.lrs.push_back(start * std::pow(10.0, j / per));
+  }
+  c.seeds = absl::GetFlag(FLAGS_seeds);
+  c.probe_steps = absl::GetFlag(FLAGS_probe_steps);
+  c.eval_every = absl::GetFlag(FLAGS_eval_every) > 0 ? absl::GetFlag(FLAGS_eval_every) : 5;
+  c.max_steps = absl::GetFlag(FLAGS_max_steps);
+  c.eval_size = absl::GetFlag(FLAGS_eval_size);
+  c.adam = AdamFromFlags();
+  c.threads = absl::GetFlag(FLAGS_threads);
+  c.progress = absl::GetFlag(FLAGS_progress);
+  auto factory = BackendFromFlags("full-run");
+  if (!factory.ok()) return Fail(factory.status());
+  c.make_trainer = *factory;
+  std::printf("full-run: %zu targets x %zu batch sizes x %zu LRs x %d seeds\n", c.targets.size(),
+              c.batch_sizes.size(), c.lrs.size(), c.seeds);
+  auto result = surge::trainer::RunFullRuns(c, train, eval, reporter, &g_stop);
+  if (!result.ok()) return Fail(result.status());
+  std::printf("%10s %6s %10s %5s %10s %10s %10s\n", "target", "batch", "lr", "seed", "S", "L(S)",
+              "L(S+k)");
+  for (const auto& r : result->runs) {
+    if (r.from_server) continue;
+    if (r.reached) {
+      std::printf("%10.4g %6d %10.4g %5d %10lld %10.4f %10.4f\n", r.target, r.batch_size, r.lr,
+                  r.seed, static_cast<long long>(r.steps_to_target), r.eval_at_target,
+                  r.eval_final);
+    } else {
+      std::printf("%10.4g %6d %10.4g %5d %10s\n", r.target, r.batch_size, r.lr, r.seed,
+                  "not reached");
+    }
+  }
+  std::printf("full-run: %d grid points trained, %d already on the server, %s%s\n",
+              result->points_trained, result->points_skipped,
+              surge::trainer::FormatDuration(result->seconds).c_str(),
+              result->interrupted ? " (INTERRUPTED: rerun the same command to resume)" : "");
+  return result->interrupted ? 130 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "surge-train MODE [flags]; MODE is train, probe or follow (see docs/trainer.md)");
+      "surge-train MODE [flags]; MODE is train, probe, follow or full-run (see docs/trainer.md)");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
-    std::fprintf(stderr, "usage: surge-train train|probe|follow [flags]  (--help for flags)\n");
+    std::fprintf(stderr,
+                 "usage: surge-train train|probe|follow|full-run [flags]  (--help for flags)\n");
     return 2;
   }
   const std::string mode = args[1];
-  if (mode != "train" && mode != "probe" && mode != "follow") {
-    std::fprintf(stderr, "surge-train: unknown mode '%s' (train, probe, follow)\n", mode.c_str());
+  if (mode != "train" && mode != "probe" && mode != "follow" && mode != "full-run") {
+    std::fprintf(stderr, "surge-train: unknown mode '%s' (train, probe, follow, full-run)\n",
+                 mode.c_str());
     return 2;
   }
   std::signal(SIGINT, OnSignal);
@@ -276,6 +370,8 @@ int main(int argc, char** argv) {
   int rc = 0;
   if (mode == "probe") {
     rc = RunProbe(*train, *eval, reporter.get());
+  } else if (mode == "full-run") {
+    rc = RunFull(*train, *eval, reporter.get());
   } else {
     surge::trainer::PlainRunOptions o = PlainFromFlags();
     if (mode == "follow") {
