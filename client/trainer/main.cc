@@ -27,6 +27,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -334,6 +336,12 @@ int RunFull(const surge::trainer::Dataset& train, const surge::trainer::Dataset&
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "surge-train MODE [flags]; MODE is train, probe, follow or full-run (see docs/trainer.md)");
+  // --help lists this file's flags (Abseil matches the binary's name otherwise).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "trainer/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage_config);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::fprintf(stderr,
