@@ -16,30 +16,11 @@
 #include "client/trainer/probe_sweep.h"
 #include "client/trainer/reporter.h"
 #include "tests/support/subprocess.h"
+#include "tests/trainer/real_data.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge::trainer {
 namespace {
-
-struct Data {
-  Dataset train, eval;
-};
-
-const Data& RealData() {
-  static const Data* data = [] {
-    auto* d = new Data;
-    auto train = LoadFashionMnist(kDefaultFashionMnistDir, "train");
-    auto eval = LoadFashionMnist(kDefaultFashionMnistDir, "t10k");
-    if (!train.ok() || !eval.ok()) {
-      ADD_FAILURE() << train.status() << " " << eval.status();
-      return d;
-    }
-    d->train = *std::move(train);
-    d->eval = *std::move(eval);
-    return d;
-  }();
-  return *data;
-}
 
 SweepConfig TinySweep(const std::string& work_dir) {
   SweepConfig c;
