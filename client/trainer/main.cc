@@ -160,6 +160,29 @@ surge::trainer::PlainRunOptions PlainFromFlags() {
   return o;
 }
 
+// Where --backend=cuda can run, a factory for CudaTrainers; else an error.
+absl::StatusOr<surge::trainer::TrainerFactory> BackendFromFlags(const char* mode) {
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend == "cpu") return surge::trainer::TrainerFactory();
+  if (backend != "cuda") return absl::InvalidArgumentError("--backend must be cpu or cuda");
+#ifdef SURGE_TRAINER_HAVE_CUDA
+  std::string why;
+  if (!surge::trainer::cuda::DeviceAvailable(&why)) {
+    return absl::FailedPreconditionError("--backend=cuda: " + why);
+  }
+  std::printf("%s: runs on %s\n", mode, surge::trainer::cuda::DeviceName().c_str());
+  return surge::trainer::TrainerFactory(
+      [](const surge::trainer::AdamConfig& adam, int max_batch) {
+        return std::unique_ptr<surge::trainer::Trainer>(
+            new surge::trainer::cuda::CudaTrainer(adam, max_batch));
+      });
+#else
+  (void)mode;
+  return absl::FailedPreconditionError(
+      "--backend=cuda: this surge-train was built without CUDA (nvcc not found)");
+#endif
+}
+
 int RunProbe(const surge::trainer::Dataset& train, const surge::trainer::Dataset& eval,
              surge::trainer::Reporter* reporter) {
   surge::trainer::SweepConfig c;
@@ -196,25 +219,9 @@ int RunProbe(const surge::trainer::Dataset& train, const surge::trainer::Dataset
   c.eval_size = absl::GetFlag(FLAGS_eval_size);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.progress = absl::GetFlag(FLAGS_progress);
-  const std::string backend = absl::GetFlag(FLAGS_backend);
-  if (backend == "cuda") {
-#ifdef SURGE_TRAINER_HAVE_CUDA
-    std::string why;
-    if (!surge::trainer::cuda::DeviceAvailable(&why)) {
-      return Fail(absl::FailedPreconditionError("--backend=cuda: " + why));
-    }
-    std::printf("probe: probes run on %s\n", surge::trainer::cuda::DeviceName().c_str());
-    c.make_trainer = [](const surge::trainer::AdamConfig& adam, int max_batch) {
-      return std::unique_ptr<surge::trainer::Trainer>(
-          new surge::trainer::cuda::CudaTrainer(adam, max_batch));
-    };
-#else
-    return Fail(absl::FailedPreconditionError(
-        "--backend=cuda: this surge-train was built without CUDA (nvcc not found)"));
-#endif
-  } else if (backend != "cpu") {
-    return Fail(absl::InvalidArgumentError("--backend must be cpu or cuda"));
-  }
+  auto factory = BackendFromFlags("probe");
+  if (!factory.ok()) return Fail(factory.status());
+  c.make_trainer = *std::move(factory);
   auto result = surge::trainer::RunProbeSweep(c, train, eval, reporter, &g_stop);
   if (!result.ok()) return Fail(result.status());
 
@@ -248,29 +255,6 @@ int RunProbe(const surge::trainer::Dataset& train, const surge::trainer::Dataset
                 best_lr, best);
   }
   return result->interrupted ? 130 : 0;
-}
-
-// Where --backend=cuda can run, a factory for CudaTrainers; else an error.
-absl::StatusOr<surge::trainer::TrainerFactory> BackendFromFlags(const char* mode) {
-  const std::string backend = absl::GetFlag(FLAGS_backend);
-  if (backend == "cpu") return surge::trainer::TrainerFactory();
-  if (backend != "cuda") return absl::InvalidArgumentError("--backend must be cpu or cuda");
-#ifdef SURGE_TRAINER_HAVE_CUDA
-  std::string why;
-  if (!surge::trainer::cuda::DeviceAvailable(&why)) {
-    return absl::FailedPreconditionError("--backend=cuda: " + why);
-  }
-  std::printf("%s: runs on %s\n", mode, surge::trainer::cuda::DeviceName().c_str());
-  return surge::trainer::TrainerFactory(
-      [](const surge::trainer::AdamConfig& adam, int max_batch) {
-        return std::unique_ptr<surge::trainer::Trainer>(
-            new surge::trainer::cuda::CudaTrainer(adam, max_batch));
-      });
-#else
-  (void)mode;
-  return absl::FailedPreconditionError(
-      "--backend=cuda: this surge-train was built without CUDA (nvcc not found)");
-#endif
 }
 
 int RunFull(const surge::trainer::Dataset& train, const surge::trainer::Dataset& eval,
