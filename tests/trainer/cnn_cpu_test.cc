@@ -78,6 +78,35 @@ TEST(CnnCpuTest, ConvBackwardMatchesFiniteDifferences) {
   ExpectGradient("conv db", &b, db, loss);
 }
 
+// The direct one-channel convolution (conv1's fast path) computes the same
+// forward output and weight/bias gradients as the im2col product, on conv1's
+// shape (rows of 144 values: whole register chunks) and on a shape whose rows
+// (13 x 6 = 78 values) end in a partial chunk.
+TEST(CnnCpuTest, OneChannelConvMatchesIm2Col) {
+  for (const ConvShape& s : {kConv1, ConvShape{1, 10, 17, 6, 5}, ConvShape{1, 6, 6, 3, 3}}) {
+    SCOPED_TRACE(testing::Message() << "shape " << s.h << "x" << s.w << " O=" << s.o
+                                    << " K=" << s.k);
+    const int n = 3;
+    const Vec in = RandomVec(static_cast<size_t>(n) * s.h * s.w, 21);
+    const Vec w = RandomVec(static_cast<size_t>(s.o) * s.rows(), 22);
+    const Vec b = RandomVec(s.o, 23);
+    Mat<double> col, y_ref, e, we, y, dcol, acc;
+    ConvForward(s, n, in.data(), w.data(), b.data(), &col, &y_ref);
+    ConvForwardOneChannel(s, n, in.data(), w.data(), b.data(), &e, &we, &y);
+    ASSERT_EQ(y.rows(), y_ref.rows());
+    ASSERT_EQ(y.cols(), y_ref.cols());
+    EXPECT_LE((y - y_ref).cwiseAbs().maxCoeff(), 1e-12 * (1 + y_ref.cwiseAbs().maxCoeff()));
+
+    const Vec r = RandomVec(static_cast<size_t>(y.size()), 24);
+    const Mat<double> dy = Eigen::Map<const Mat<double>>(r.data(), y.rows(), y.cols());
+    Vec dw_ref(w.size()), db_ref(b.size()), dw(w.size()), db(b.size());
+    ConvBackward<double>(s, n, col, w.data(), dy, dw_ref.data(), db_ref.data(), nullptr, &dcol);
+    ConvBackwardOneChannel(s, n, e, dy, dw.data(), db.data(), &acc);
+    for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw[i], dw_ref[i], 1e-10) << "dw " << i;
+    for (size_t i = 0; i < db.size(); ++i) EXPECT_NEAR(db[i], db_ref[i], 1e-10) << "db " << i;
+  }
+}
+
 TEST(CnnCpuTest, Im2ColPicksTheRightPixels) {
   // One 1-channel 4x4 image with pixel value = index; K=3 -> 2x2 outputs.
   const ConvShape s{1, 4, 4, 1, 3};
