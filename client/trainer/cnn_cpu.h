@@ -184,20 +184,84 @@ void ConvBackward(const ConvShape& s, int n, const Mat<T>& col, const T* w, cons
 template <typename T>
 void ExpandChannels(int o, int64_t pixels, const T* in, T* e) {
   for (int64_t ix = 0; ix < pixels; ++ix) {
+    const T v = in[ix];
+    for (int c = 0; c < o; ++c) e[ix * o + c] = v;
+  }
+}
+
+// The same for float and O = 6 (conv1), 8 pixels at a time: the 48 values
+// are three 16-lane shuffles of the 8 pixels (GCC/Clang vector extensions,
+// lowered to whatever vector width the target has). The plain loop above
+// compiles to one scalar store per value, as slow as the convolution itself.
+template <>
+inline void ExpandChannels<float>(int o, int64_t pixels, const float* in, float* e) {
+  int64_t ix = 0;
+  if (o == 6) {
+    typedef float V8 __attribute__((vector_size(32)));
+    typedef float V16 __attribute__((vector_size(64)));
+    for (; ix + 8 <= pixels; ix += 8) {
+      V8 v;
+      std::memcpy(&v, in + ix, sizeof(v));
+      const V16 a = __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2);
+      const V16 b = __builtin_shufflevector(v, v, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 5, 5);
+      const V16 c = __builtin_shufflevector(v, v, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7);
+      std::memcpy(e + ix * 6, &a, sizeof(a));
+      std::memcpy(e + ix * 6 + 16, &b, sizeof(b));
+      std::memcpy(e + ix * 6 + 32, &c, sizeof(c));
+    }
+  }
+  for (; ix < pixels; ++ix) {
     for (int c = 0; c < o; ++c) e[ix * o + c] = in[ix];
   }
 }
 
-// The row loops below run over chunks of kLanes values whose partial sums
-// stay in registers for a whole sum over (kh, kw) or over an image's rows
-// (48 floats: 3 AVX-512 or 6 AVX2 registers); a shorter tail chunk, if the
-// row length is not a multiple, takes the same code with a runtime length.
+// The loops below work on tiles: kLanes consecutive values of a row (48
+// floats: 3 AVX-512 or 6 AVX2 registers) times a few rows, with the partial
+// sums of the whole tile in registers while the sum over (kh, kw), or over an
+// image's rows, runs. The sizes are compile-time constants so the compiler
+// can keep the tile in registers; tiles cut short at the end of a row or of
+// an image take the same formula in plain loops (ForwardTileAny /
+// BackwardTileAny), which the tests cover with odd shapes.
 constexpr int kLanes = 48;
+constexpr int kRowBlock = 4;  // output rows per forward tile
 
-// acc[j] += a[j] * b[j] for j < len (len = kLanes compiles to register code).
+// One forward tile: for j < rows, i < len (i counted from the tile start),
+//   out[j*row + i] = bias[i] + sum_{kh,kw} we[(kh*K+kw)*row + i] * e[(j+kh)*in_row + kw*O + i]
+// where e points at the tile's first input row and column.
 template <typename T>
-inline void MulAdd(int len, const T* a, const T* b, T* acc) {
-  for (int j = 0; j < len; ++j) acc[j] += a[j] * b[j];
+void ForwardTileAny(const ConvShape& s, int rows, int len, const T* we, int row, const T* bias,
+                    const T* e, int64_t in_row, T* out) {
+  for (int j = 0; j < rows; ++j) {
+    for (int i = 0; i < len; ++i) out[j * row + i] = bias[i];
+    for (int kh = 0; kh < s.k; ++kh) {
+      for (int kw = 0; kw < s.k; ++kw) {
+        const T* wr = we + (kh * s.k + kw) * row;
+        const T* src = e + (j + kh) * in_row + kw * s.o;
+        for (int i = 0; i < len; ++i) out[j * row + i] += wr[i] * src[i];
+      }
+    }
+  }
+}
+
+// The same with rows = kRowBlock, len = kLanes: the weights of each (kh, kw)
+// are loaded once for kRowBlock rows.
+template <typename T>
+void ForwardTile(const ConvShape& s, const T* we, int row, const T* bias, const T* e,
+                 int64_t in_row, T* out) {
+  T acc[kRowBlock][kLanes];
+  for (int j = 0; j < kRowBlock; ++j) {
+    for (int i = 0; i < kLanes; ++i) acc[j][i] = bias[i];
+  }
+  for (int kh = 0; kh < s.k; ++kh) {
+    for (int kw = 0; kw < s.k; ++kw) {
+      const T* wr = we + (kh * s.k + kw) * row;
+      const T* src = e + kh * in_row + kw * s.o;
+      for (int j = 0; j < kRowBlock; ++j) {
+        for (int i = 0; i < kLanes; ++i) acc[j][i] += wr[i] * src[j * in_row + i];
+      }
+    }
+  }
+  for (int j = 0; j < kRowBlock; ++j) std::copy(acc[j], acc[j] + kLanes, out + j * row);
 }
 
 // y = conv(in) + b for C = 1, via the expanded input (kept in *e for the
@@ -220,27 +284,53 @@ void ConvForwardOneChannel(const ConvShape& s, int n, const T* in, const T* w, c
   const int64_t in_row = static_cast<int64_t>(s.w) * s.o;  // values in one row of e
   const T* bias = we->data() + static_cast<int64_t>(rows) * row;
   for (int img = 0; img < n; ++img) {
-    for (int oy = 0; oy < s.oh(); ++oy) {
+    for (int oy = 0; oy < s.oh(); oy += kRowBlock) {
+      const int nr = std::min(kRowBlock, s.oh() - oy);
       T* out = y->data() + (static_cast<int64_t>(img) * s.oh() + oy) * row;
       const T* src = e->data() + (static_cast<int64_t>(img) * s.h + oy) * in_row;
       for (int i0 = 0; i0 < row; i0 += kLanes) {
         const int len = std::min(kLanes, row - i0);
-        T acc[kLanes];
-        std::copy(bias + i0, bias + i0 + len, acc);
-        for (int kh = 0; kh < s.k; ++kh) {
-          for (int kw = 0; kw < s.k; ++kw) {
-            const T* wr = we->data() + static_cast<int64_t>(kh * s.k + kw) * row + i0;
-            const T* sr = src + kh * in_row + kw * s.o + i0;
-            if (len == kLanes) {
-              MulAdd(kLanes, wr, sr, acc);
-            } else {
-              MulAdd(len, wr, sr, acc);
-            }
-          }
+        if (nr == kRowBlock && len == kLanes) {
+          ForwardTile(s, we->data() + i0, row, bias + i0, src + i0, in_row, out + i0);
+        } else {
+          ForwardTileAny(s, nr, len, we->data() + i0, row, bias + i0, src + i0, in_row, out + i0);
         }
-        std::copy(acc, acc + len, out + i0);
       }
     }
+  }
+}
+
+// One backward tile: for every kw < K and i < len,
+//   acc[(kh*K+kw)*row + i] += sum_{oy < OH} d[oy*row + i] * e[(oy+kh)*in_row + kw*O + i]
+// where d and e point at one image's tile column.
+template <typename T>
+void BackwardTileAny(const ConvShape& s, int kh, int len, const T* d, int row, const T* e,
+                     int64_t in_row, T* acc) {
+  for (int kw = 0; kw < s.k; ++kw) {
+    T* ar = acc + (kh * s.k + kw) * row;
+    for (int oy = 0; oy < s.oh(); ++oy) {
+      const T* src = e + (oy + kh) * in_row + kw * s.o;
+      for (int i = 0; i < len; ++i) ar[i] += d[oy * row + i] * src[i];
+    }
+  }
+}
+
+// The same with K = kK and len = kLanes: each row of d is loaded once for
+// the K sums over kw, which stay in registers.
+template <int kK, typename T>
+void BackwardTile(const ConvShape& s, int kh, const T* d, int row, const T* e, int64_t in_row,
+                  T* acc) {
+  T sum[kK][kLanes] = {};
+  for (int oy = 0; oy < s.oh(); ++oy) {
+    const T* dr = d + oy * row;
+    const T* src = e + (oy + kh) * in_row;
+    for (int kw = 0; kw < kK; ++kw) {
+      for (int i = 0; i < kLanes; ++i) sum[kw][i] += dr[i] * src[kw * s.o + i];
+    }
+  }
+  for (int kw = 0; kw < kK; ++kw) {
+    T* ar = acc + (kh * kK + kw) * row;
+    for (int i = 0; i < kLanes; ++i) ar[i] += sum[kw][i];
   }
 }
 
@@ -248,38 +338,29 @@ void ConvForwardOneChannel(const ConvShape& s, int n, const T* in, const T* w, c
 // none):
 //   acc[r][i] = sum_{n,oy} dy[n, oy][i] * e[n, oy+kh][kw*O + i]   (r = kh*K+kw)
 //   dW[o, r]  = sum_ox acc[r][ox*O + o],   db[o] = sum_{n,oy,ox} dy[n, oy][ox*O + o]
-// e is the expanded input of the forward pass; acc is scratch. Each image's
-// rows are summed in registers, then added to acc.
+// e is the expanded input of the forward pass; acc is scratch.
 template <typename T>
 void ConvBackwardOneChannel(const ConvShape& s, int n, const Mat<T>& e, const Mat<T>& dy, T* dw,
                             T* db, Mat<T>* acc) {
   const int row = s.ow() * s.o;
   const int rows = s.k * s.k;
   acc->setZero(row, rows + 1);  // column K*K accumulates db
+  T* accb = acc->data() + static_cast<int64_t>(rows) * row;
   const int64_t in_row = static_cast<int64_t>(s.w) * s.o;
   for (int img = 0; img < n; ++img) {
-    const T* d_img = dy.data() + static_cast<int64_t>(img) * s.oh() * row;
-    const T* e_img = e.data() + static_cast<int64_t>(img) * s.h * in_row;
+    const T* d = dy.data() + static_cast<int64_t>(img) * s.oh() * row;
+    const T* src = e.data() + static_cast<int64_t>(img) * s.h * in_row;
+    for (int oy = 0; oy < s.oh(); ++oy) {
+      for (int i = 0; i < row; ++i) accb[i] += d[oy * row + i];
+    }
     for (int i0 = 0; i0 < row; i0 += kLanes) {
       const int len = std::min(kLanes, row - i0);
-      for (int r = 0; r <= rows; ++r) {  // r = K*K: the bias (times 1)
-        const int kh = r / s.k, kw = r % s.k;
-        T sum[kLanes] = {};
-        for (int oy = 0; oy < s.oh(); ++oy) {
-          const T* d = d_img + static_cast<int64_t>(oy) * row + i0;
-          if (r == rows) {
-            for (int j = 0; j < len; ++j) sum[j] += d[j];
-            continue;
-          }
-          const T* sr = e_img + (oy + kh) * in_row + kw * s.o + i0;
-          if (len == kLanes) {
-            MulAdd(kLanes, d, sr, sum);
-          } else {
-            MulAdd(len, d, sr, sum);
-          }
+      for (int kh = 0; kh < s.k; ++kh) {
+        if (s.k == 5 && len == kLanes) {
+          BackwardTile<5>(s, kh, d + i0, row, src + i0, in_row, acc->data() + i0);
+        } else {
+          BackwardTileAny(s, kh, len, d + i0, row, src + i0, in_row, acc->data() + i0);
         }
-        T* ar = acc->data() + static_cast<int64_t>(r) * row + i0;
-        for (int j = 0; j < len; ++j) ar[j] += sum[j];
       }
     }
   }

@@ -11,7 +11,12 @@
 namespace surge::trainer {
 namespace {
 
-constexpr int kEvalChunk = 250;
+// Examples per forward/backward call. A micro-batch larger than this is run
+// in chunks whose gradients are summed with weights len/micro: the
+// activations of 16 images (~1 MB) stay in a core's L2 cache, which makes
+// large batches ~1.5x faster per example than one call over all of them.
+constexpr int kChunk = 16;
+constexpr int kEvalChunk = kChunk;
 
 // |v|^2 = sum_i v_i^2, summed in float over blocks of 1024 values (Eigen's
 // vectorized reduction) and in double across blocks: as accurate as a double
@@ -82,8 +87,24 @@ StepStats CpuTrainer::Step(const Dataset& data, const std::vector<int>& indices,
     s.y.resize(micro);
     s.grad.resize(kNumParams);
     GatherBatch(data, indices.data() + i * micro, micro, s.x.data(), s.y.data());
-    s.loss = ModelLossAndGradient(params_.data(), s.x.data(), s.y.data(), micro, &s.act,
-                                  s.grad.data());
+    // g_i = sum_chunks (len/micro) g_chunk (each g_chunk is its chunk's mean).
+    using Vec = Eigen::Matrix<float, Eigen::Dynamic, 1>;
+    Eigen::Map<Vec> gi(s.grad.data(), kNumParams);
+    s.loss = 0;
+    if (micro > kChunk) s.chunk_grad.resize(kNumParams);
+    for (int c0 = 0; c0 < micro; c0 += kChunk) {
+      const int len = std::min(kChunk, micro - c0);
+      const float weight = static_cast<float>(len) / micro;
+      float* chunk_grad = c0 == 0 ? s.grad.data() : s.chunk_grad.data();
+      s.loss += weight * ModelLossAndGradient(params_.data(),
+                                              s.x.data() + static_cast<int64_t>(c0) * kImagePixels,
+                                              s.y.data() + c0, len, &s.act, chunk_grad);
+      if (c0 == 0) {
+        if (len < micro) gi *= weight;
+      } else {
+        gi += weight * Eigen::Map<const Vec>(s.chunk_grad.data(), kNumParams);
+      }
+    }
   });
   StepStats out;
   // g = (1/M) sum_i g_i (loss likewise), and sum_i |g_i|^2, with Eigen's

@@ -96,7 +96,7 @@ class CpuTrainer : public Trainer {
   using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
   struct Shard {
     Activations<float> act;
-    AlignedFloats x, grad;
+    AlignedFloats x, grad, chunk_grad;
     std::vector<uint8_t> y;
     double loss = 0;
   };

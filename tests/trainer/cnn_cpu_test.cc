@@ -107,6 +107,19 @@ TEST(CnnCpuTest, OneChannelConvMatchesIm2Col) {
   }
 }
 
+// The float fast path of ExpandChannels (shuffles of 8 pixels, O = 6) and
+// the generic loop give e[ix*O + c] = in[ix]; 19 pixels = 2 blocks + a tail.
+TEST(CnnCpuTest, ExpandChannelsRepeatsEveryPixel) {
+  for (int o : {6, 4}) {
+    std::vector<float> in(19), e(19 * o, -1.0f);
+    for (int i = 0; i < 19; ++i) in[i] = 0.5f + i;
+    ExpandChannels(o, 19, in.data(), e.data());
+    for (int ix = 0; ix < 19; ++ix) {
+      for (int c = 0; c < o; ++c) EXPECT_EQ(e[ix * o + c], in[ix]) << "O=" << o << " ix=" << ix;
+    }
+  }
+}
+
 TEST(CnnCpuTest, Im2ColPicksTheRightPixels) {
   // One 1-channel 4x4 image with pixel value = index; K=3 -> 2x2 outputs.
   const ConvShape s{1, 4, 4, 1, 3};
