@@ -5,7 +5,7 @@
 //   surge-train train  --job J [--batch_size 64 --lr 1e-3 --steps 2000]
 //   surge-train probe  --job J --work_dir DIR [--batch_sizes 1,2,...,1024
 //                      --targets 0.6,0.45 --seeds 3 --beta1 0.9 --beta2 0.999]
-//   surge-train follow --job J --advice_job P [--advise_every 100]
+//   surge-train follow --job J --advice_job P [--advise_every 100] [--follow_batch]
 //   surge-train full-run --job J --targets 0.7,0.5 --batch_sizes 16,64
 //                      --lrs 1e-3,3e-3 [--seeds 3 --probe_steps 10 --eval_every 5
 //                      --max_steps 20000]
@@ -70,6 +70,10 @@ ABSL_FLAG(int, eval_size, 1000, "evaluation subset: the first N test images");
 ABSL_FLAG(int, log_every, 100, "print a line every N steps");
 ABSL_FLAG(std::string, advice_job, "", "follow: job whose fit advises the LR (default --job)");
 ABSL_FLAG(int, advise_every, 100, "follow: ask for advice every N steps");
+ABSL_FLAG(bool, follow_batch, false,
+          "follow: also set the batch size to the advised one (the speed/data balance point)");
+ABSL_FLAG(int, min_batch, 1, "follow --follow_batch: smallest batch size to use");
+ABSL_FLAG(int, max_batch, 4096, "follow --follow_batch: largest batch size to use");
 // probe.
 ABSL_FLAG(std::string, work_dir, "", "probe: directory for checkpoints and results (required)");
 ABSL_FLAG(std::string, targets, "0.6,0.45", "probe: base-run eval losses that define the stages");
@@ -371,6 +375,9 @@ int main(int argc, char** argv) {
       o.advise_every = absl::GetFlag(FLAGS_advise_every);
       o.advice_job = absl::GetFlag(FLAGS_advice_job).empty() ? absl::GetFlag(FLAGS_job)
                                                              : absl::GetFlag(FLAGS_advice_job);
+      o.follow_batch = absl::GetFlag(FLAGS_follow_batch);
+      o.min_batch = absl::GetFlag(FLAGS_min_batch);
+      o.max_batch = absl::GetFlag(FLAGS_max_batch);
     }
     auto result = surge::trainer::RunPlain(o, *train, *eval, reporter.get(), &g_stop);
     if (!result.ok()) return Fail(result.status());

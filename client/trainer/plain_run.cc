@@ -16,6 +16,11 @@ absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset&
   if (o.batch_size < 1 || o.lr < 0 || o.steps < 1 || o.eval_every < 1) {
     return absl::InvalidArgumentError("batch_size, steps, eval_every must be >= 1 and lr >= 0");
   }
+  if (o.follow_batch && (o.min_batch < 1 || o.max_batch < o.min_batch)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "follow_batch needs 1 <= min_batch <= max_batch, got [%d, %d]", o.min_batch,
+        o.max_batch));
+  }
   if (!std::is_sorted(o.target_losses.rbegin(), o.target_losses.rend())) {
     return absl::InvalidArgumentError("target losses must be decreasing");
   }
@@ -36,8 +41,10 @@ absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset&
   std::vector<int> idx;
   PlainRunResult result;
   double lr = o.lr;
+  int batch = o.batch_size;
+  int64_t examples = 0;
   size_t next_target = 0;
-  bool advice_warned = false;
+  bool advice_warned = false, latest_stage_noted = false;
   for (int64_t step = 1; step <= o.steps; ++step) {
     if (stop != nullptr && stop->load()) {
       result.interrupted = true;
@@ -45,32 +52,66 @@ absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset&
     }
     if (o.advise_every > 0 && reporter != nullptr && (step - 1) % o.advise_every == 0 &&
         step > 1) {
-      auto advice = reporter->client().GetAdvice(o.advice_job, o.batch_size, step);
+      FollowChange change{step, lr, lr, batch, batch, 0};
+      // Advice at this step; an advice job without plain-run records has no
+      // loss curve to place the step on: then the latest stage's advice.
+      auto ask = [&](int b) {
+        auto a = reporter->client().GetAdvice(o.advice_job, b, step);
+        if (a.status().code() == absl::StatusCode::kFailedPrecondition) {
+          if (!latest_stage_noted) {
+            latest_stage_noted = true;
+            std::printf("follow: job %s has no loss curve yet; following its latest stage\n",
+                        o.advice_job.c_str());
+          }
+          a = reporter->client().GetAdvice(o.advice_job, b, std::nullopt);
+        }
+        return a;
+      };
+      auto advice = ask(batch);
+      if (o.follow_batch && advice.ok() && std::isfinite(advice->recommended_batch_size()) &&
+          advice->recommended_batch_size() > 0) {
+        const double rec = std::clamp(advice->recommended_batch_size(),
+                                      static_cast<double>(o.min_batch),
+                                      static_cast<double>(o.max_batch));
+        change.batch_after = static_cast<int>(std::lround(rec));
+        if (change.batch_after != batch) {
+          advice = ask(change.batch_after);
+        }
+      }
       if (advice.ok() && std::isfinite(advice->lr()) && advice->lr() > 0) {
-        const double next = std::clamp(advice->lr(), o.lr / 100, o.lr * 100);
-        if (std::abs(std::log(next / lr)) > 1e-3) {
-          std::printf("follow: step %lld: lr %.4g -> %.4g (advice of job %s, fit v%lld, loss %.3f, %s)\n",
-                      static_cast<long long>(step), lr, next, o.advice_job.c_str(),
-                      static_cast<long long>(advice->fit_version()), advice->loss(),
-                      advice->model().c_str());
-          lr = next;
+        change.lr_after = std::clamp(advice->lr(), o.lr / 100, o.lr * 100);
+        change.fit_version = advice->fit_version();
+        const bool lr_moved = std::abs(std::log(change.lr_after / lr)) > 1e-3;
+        if (lr_moved || change.batch_after != batch) {
+          std::printf("follow: step %lld: lr %.4g -> %.4g, batch %d -> %d (advice of job %s, fit "
+                      "v%lld, loss %.3f, %s, recommended batch %.4g)\n",
+                      static_cast<long long>(step), lr, change.lr_after, batch, change.batch_after,
+                      o.advice_job.c_str(), static_cast<long long>(advice->fit_version()),
+                      advice->loss(), advice->model().c_str(), advice->recommended_batch_size());
+          std::fflush(stdout);
+          lr = change.lr_after;
+          batch = change.batch_after;
+          result.changes.push_back(change);
         }
       } else if (!advice_warned) {
         advice_warned = true;
-        std::printf("follow: step %lld: no advice yet (%s); keeping lr %.4g\n",
+        std::printf("follow: step %lld: no advice yet (%s); keeping lr %.4g, batch %d\n",
                     static_cast<long long>(step),
-                    advice.ok() ? "non-positive lr" : advice.status().ToString().c_str(), lr);
+                    advice.ok() ? "non-positive lr" : advice.status().ToString().c_str(), lr,
+                    batch);
       }
     }
-    sampler.Next(o.batch_size, &idx);
+    sampler.Next(batch, &idx);
     StepStats stats = trainer.Step(train, idx, lr);
+    examples += batch;
+    result.examples = examples;
     std::optional<double> eval_loss;
     if (step % o.eval_every == 0 || step == o.steps) {
       eval_loss = trainer.Evaluate(eval, o.eval_size);
       result.final_eval_loss = *eval_loss;
     }
     if (reporter != nullptr) {
-      reporter->Append(MakeRecord(o.run_name, step, step * o.batch_size, lr, stats, eval_loss));
+      reporter->Append(MakeRecord(o.run_name, step, examples, lr, stats, eval_loss));
     }
     if (o.log_every > 0 && step % o.log_every == 0) {
       std::printf("%s: step %lld  loss %.4f%s\n", o.run_name.c_str(),

@@ -37,15 +37,32 @@ struct PlainRunOptions {
   std::string checkpoint_dir;
   // Follow mode: every advise_every steps (> 0) ask GetAdvice(advice_job, B,
   // step) and set the LR to the advised one (clamped to [lr/100, lr*100] of
-  // the starting LR); log each change.
+  // the starting LR); log each change. With follow_batch, first set B to the
+  // advice's recommended batch size (the speed/data balance point B_noise,
+  // rounded, clamped to [min_batch, max_batch]) and then ask for the LR at
+  // that B. The run keeps its declared (starting) batch size; each record's
+  // `examples` counts the examples actually seen.
   int advise_every = 0;
   std::string advice_job;
+  bool follow_batch = false;
+  int min_batch = 1;
+  int max_batch = 4096;
+};
+
+// One change made in follow mode, before the given step.
+struct FollowChange {
+  int64_t step = 0;
+  double lr_before = 0, lr_after = 0;
+  int batch_before = 0, batch_after = 0;
+  int64_t fit_version = 0;
 };
 
 struct PlainRunResult {
   int64_t steps = 0;
   double final_eval_loss = 0;
   std::vector<Checkpoint> checkpoints;  // one per target reached
+  std::vector<FollowChange> changes;    // follow mode
+  int64_t examples = 0;                 // examples seen
   bool interrupted = false;
 };
 
