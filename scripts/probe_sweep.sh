@@ -9,6 +9,8 @@
 #
 # With python3-matplotlib installed it also draws $OUT/probe-results.png
 # (per-batch optima with 95% intervals, the surge fit and the best model).
+# It always writes $OUT/report.md: the tables of docs/probe-results.md
+# (scripts/probe_report.py).
 #
 # Environment: BUILD_DIR (default build), OUT (work dir, default
 # $BUILD_DIR/probe-sweep), SURGE_SERVER (use a running server), THREADS (default nproc).
@@ -115,4 +117,11 @@ fig.tight_layout()
 fig.savefig(f"{out}/probe-results.png", dpi=110)
 print(f"== plot: {out}/probe-results.png")
 PLOT
+fi
+
+# The tables of docs/probe-results.md (optima, models, Eq. 18), from the same files.
+if /usr/bin/python3 scripts/probe_report.py "$OUT" "${JOBS[@]}" > "$OUT/report.md"; then
+  echo "== tables: $OUT/report.md"
+else
+  echo "probe_sweep: scripts/probe_report.py failed (the fits above are still valid)" >&2
 fi
