@@ -40,7 +40,7 @@ echo
 echo "== the real thing: a small CPU probe sweep of the reference trainer on Fashion-MNIST"
 echo "   (surge-train: base run to two target losses, then 10-step probes over batch sizes"
 echo "   x learning rates x seeds, streamed to the server; then surge fit and surge advise)"
-BUILD_DIR="$BIN" OUT="$WORK/sweep" SMALL=1 ./scripts/probe_sweep.sh
+BUILD_DIR="$BIN" OUT="$WORK/sweep" SURGE_DB="$DB" SMALL=1 ./scripts/probe_sweep.sh
 if [ "${SURGE_DEMO_KEEP:-0}" = 1 ]; then
   echo "== the server keeps running: dashboard on http://127.0.0.1:8080/ (Ctrl-C stops it)"
   wait "$SERVER_PID" || true

@@ -13,7 +13,8 @@
 # (scripts/probe_report.py).
 #
 # Environment: BUILD_DIR (default build), OUT (work dir, default
-# $BUILD_DIR/probe-sweep), SURGE_SERVER (use a running server), THREADS (default nproc).
+# $BUILD_DIR/probe-sweep), SURGE_SERVER (use a running server; then SURGE_DB,
+# its database file, enables the held-out check), THREADS (default nproc).
 # Interrupt with Ctrl-C and rerun the same command to resume: probes already
 # on the server are read back, not re-run.
 set -euo pipefail
@@ -117,6 +118,23 @@ fig.tight_layout()
 fig.savefig(f"{out}/probe-results.png", dpi=110)
 print(f"== plot: {out}/probe-results.png")
 PLOT
+fi
+
+# Held-out batch sizes (surge-math.md section 5): leave one B out, refit the
+# stage, predict it (server/tools/surge_holdout.cc). Needs the database file:
+# ours, or SURGE_DB with a server of the caller's.
+DB=${SURGE_DB:-}
+if [ -z "$DB" ] && [ -n "$SERVER_PID" ]; then DB="$OUT/surge.db"; fi
+HOLDOUT="$BUILD_DIR/server/tools/surge-holdout"
+if [ -n "$DB" ] && [ -x "$HOLDOUT" ]; then
+  for job in "${JOBS[@]}"; do
+    if "$HOLDOUT" --db="$DB" --job="$job" > "$OUT/$job/holdout.txt"; then
+      echo "== held-out batch sizes, $job (full table: $OUT/$job/holdout.txt)"
+      tail -3 "$OUT/$job/holdout.txt"
+    else
+      echo "probe_sweep: surge-holdout failed for $job" >&2
+    fi
+  done
 fi
 
 # The tables of docs/probe-results.md (optima, models, Eq. 18), from the same files.
