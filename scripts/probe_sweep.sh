@@ -6,7 +6,7 @@
 #
 #   scripts/probe_sweep.sh                  # the full sweep (~3.5 min on 2 cores)
 #   SMALL=1 scripts/probe_sweep.sh          # a small sweep (~1 min on 2 cores): the demo
-#   FULL_RUN=1 scripts/probe_sweep.sh       # the paper's full-run protocol instead (~6.5 min)
+#   FULL_RUN=1 scripts/probe_sweep.sh       # the paper's full-run protocol instead (~6 min)
 #
 # With python3-matplotlib installed it also draws $OUT/probe-results.png
 # (per-batch optima with 95% intervals, the surge fit and the best model).
