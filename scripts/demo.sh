@@ -2,8 +2,8 @@
 # The main job end to end: set up, build, start surge-server on ./demo.db
 # (embedded SQLite), stream a generated record sweep through the CLI and print
 # what was stored, then run a small CPU probe sweep of the reference trainer on
-# the real Fashion-MNIST (scripts/probe_sweep.sh with SMALL=1, ~1 min on 2
-# cores) against the same server and print its fit and advice. The server is
+# the real Fashion-MNIST (scripts/probe_sweep.sh with SMALL=1, ~20 s on 2
+# cores) against the same server and print its fit, advice and held-out check. The server is
 # stopped (SIGTERM) at the end (SURGE_DEMO_KEEP=1 keeps it up for the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."

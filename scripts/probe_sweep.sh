@@ -5,7 +5,7 @@
 # fmnist-sign), then prints `surge fit` and advice for both jobs.
 #
 #   scripts/probe_sweep.sh                  # the full sweep (~3.5 min on 2 cores)
-#   SMALL=1 scripts/probe_sweep.sh          # a small sweep (~1 min on 2 cores): the demo
+#   SMALL=1 scripts/probe_sweep.sh          # a small sweep (~20 s on 2 cores): the demo
 #   FULL_RUN=1 scripts/probe_sweep.sh       # the paper's full-run protocol instead (~6 min)
 #
 # With python3-matplotlib installed it also draws $OUT/probe-results.png
