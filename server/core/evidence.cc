@@ -112,9 +112,8 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
+absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
+                                                const std::string& job) {
   Evidence ev;
   SURGE_ASSIGN_OR_RETURN(auto runs, reader.ListRunsWithIds(job));
   SURGE_ASSIGN_OR_RETURN(surge::v1::Job job_row, reader.GetJob(job));
@@ -192,6 +191,14 @@ absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::str
   for (const auto& m : ev.input.measured_optima) stages[m.stage_id] = true;
   ev.summary.set_stages(static_cast<int>(stages.size()));
   return ev;
+}
+
+}  // namespace
+
+absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
+  // One snapshot for all the queries below: records that commit while they
+  // run are either all in this evidence or all in the next fit's.
+  return reader.ReadSnapshot([&] { return LoadEvidenceInSnapshot(reader, job); });
 }
 
 }  // namespace surge::core

@@ -116,6 +116,12 @@ class SqliteStore {
   absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id);
 
   // --- reads ---
+  // Runs `body` (returning Status or StatusOr) inside one read transaction
+  // (BEGIN ... COMMIT, deferred): in WAL mode every query in it sees the same
+  // snapshot of the database, so a read made of several queries (a fit's
+  // evidence) is consistent while the writer commits. `body` must not write.
+  template <typename Body>
+  auto ReadSnapshot(Body body) -> decltype(body());
   // Records of a job (or of one run when run_id is set), ordered by run id and
   // step, starting after `after`, at most `limit`.
   absl::StatusOr<RecordPage> ListRecords(int64_t job_id, std::optional<int64_t> run_id,
@@ -144,6 +150,17 @@ class SqliteStore {
   std::unique_ptr<Statement> job_runs_after_;
   std::unique_ptr<Statement> last_record_;
 };
+
+template <typename Body>
+auto SqliteStore::ReadSnapshot(Body body) -> decltype(body()) {
+  if (absl::Status begin = db_->Exec("BEGIN;"); !begin.ok()) return begin;
+  auto result = body();
+  // A read transaction has nothing to keep: COMMIT (or ROLLBACK after an
+  // error) only ends the snapshot.
+  absl::Status end = db_->Exec(result.ok() ? "COMMIT;" : "ROLLBACK;");
+  if (result.ok() && !end.ok()) return end;
+  return result;
+}
 
 }  // namespace surge::store
 

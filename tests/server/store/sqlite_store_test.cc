@@ -202,6 +202,58 @@ TEST(StoreSchemaTest, ReopeningAFileKeepsDataAndVersion) {
   EXPECT_EQ(*version, static_cast<int>(Migrations().size()));
 }
 
+// ReadSnapshot: a reader connection sees one snapshot for all its queries,
+// even while another connection commits (WAL); after the snapshot it sees
+// the new data. Outside a snapshot every query sees the latest commit.
+TEST(StoreSchemaTest, ReadSnapshotSeesOneStateWhileAWriterCommits) {
+  surge::testing::TempDir dir;
+  const std::string path = dir.File("surge.db");
+  absl::StatusOr<std::unique_ptr<SqliteStore>> writer = SqliteStore::Open(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->CreateJob(MakeJob("job"), kNow).ok());
+  ASSERT_TRUE((*writer)->CreateRun("job", MakeRun("r", 64), kNow).ok());
+  absl::StatusOr<RunKey> key = (*writer)->LookupRun("job", "r");
+  ASSERT_TRUE(key.ok()) << key.status();
+  ASSERT_TRUE((*writer)->InsertRecord(key->run_id, MakeRecord("r", 0)).ok());
+  ASSERT_TRUE((*writer)->BumpRun(key->run_id, 1, 0, kNow).ok());
+
+  StoreOptions no_migrate;
+  no_migrate.migrate = false;
+  absl::StatusOr<std::unique_ptr<SqliteStore>> reader = SqliteStore::Open(path, no_migrate);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto commit_step = [&](int64_t step) {
+    ASSERT_TRUE((*writer)->InsertRecord(key->run_id, MakeRecord("r", step)).ok());
+    ASSERT_TRUE((*writer)->BumpRun(key->run_id, 1, step, kNow).ok());
+  };
+  auto last_step = [&]() -> int64_t {
+    absl::StatusOr<std::optional<surge::v1::Record>> last = (*reader)->LastRecord(key->run_id);
+    EXPECT_TRUE(last.ok()) << last.status();
+    return last.ok() && last->has_value() ? (*last)->step() : -1;
+  };
+
+  absl::Status s = (*reader)->ReadSnapshot([&]() -> absl::Status {
+    EXPECT_EQ(last_step(), 0);
+    commit_step(1);  // committed by the other connection mid-snapshot
+    EXPECT_EQ(last_step(), 0);
+    absl::StatusOr<surge::v1::Job> job = (*reader)->GetJob("job");
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (job.ok()) EXPECT_EQ(job->record_count(), 1);  // the same snapshot
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(last_step(), 1);
+  commit_step(2);
+  EXPECT_EQ(last_step(), 2);  // no snapshot: the latest commit
+
+  // An error from the body is returned, and the snapshot still ends.
+  s = (*reader)->ReadSnapshot([&]() -> absl::Status {
+    return absl::InternalError("body failed");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  commit_step(3);
+  EXPECT_EQ(last_step(), 3);
+}
+
 TEST(StoreSchemaTest, NewerDatabaseIsRefused) {
   surge::testing::TempDir dir;
   const std::string path = dir.File("surge.db");
