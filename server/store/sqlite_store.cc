@@ -553,10 +553,15 @@ absl::StatusOr<RecordPage> SqliteStore::ListRecords(int64_t job_id, std::optiona
   }
   job_runs_after_->Reset();
 
+  // Reads up to limit + 1 records: the extra one only tells whether another
+  // page exists (so a job with exactly k * limit records ends without an
+  // empty last page); it is dropped.
+  const int want = limit + 1;
+  int64_t limit_run_id = 0;  // run of the limit-th record
   RecordPage page;
-  page.records.reserve(static_cast<size_t>(limit));
+  page.records.reserve(static_cast<size_t>(want));
   for (const auto& [id, name] : runs) {
-    int remaining = limit - static_cast<int>(page.records.size());
+    int remaining = want - static_cast<int>(page.records.size());
     if (remaining <= 0) break;
     Statement& s = *list_records_;
     s.Reset();
@@ -580,11 +585,13 @@ absl::StatusOr<RecordPage> SqliteStore::ListRecords(int64_t job_id, std::optiona
         g->set_b_small(s.ColumnInt(7));
         g->set_b_big(s.ColumnInt(8));
       }
+      if (static_cast<int>(page.records.size()) == limit) limit_run_id = id;
     }
     s.Reset();
-    if (static_cast<int>(page.records.size()) == limit) {
-      page.next = RecordCursor{id, page.records.back().step()};
-    }
+  }
+  if (static_cast<int>(page.records.size()) > limit) {
+    page.records.pop_back();
+    page.next = RecordCursor{limit_run_id, page.records.back().step()};
   }
   return page;
 }

@@ -119,13 +119,15 @@ class StoreTest : public ::testing::Test {
                     .ok());
   }
 
-  // Pages through ListRecords with `page_size`, checking the page invariants.
+  // Pages through ListRecords with `page_size`, checking the page invariants:
+  // exactly ceil(total / page_size) pages (at least one), every page but the
+  // last one full, so no empty page follows a next token.
   std::vector<surge::v1::Record> ListAll(int64_t job_id, std::optional<int64_t> run_id,
                                          int page_size, int64_t total) {
     std::vector<surge::v1::Record> all;
     RecordCursor cursor;
-    const int64_t max_pages = total / page_size + 2;
-    for (int64_t pages = 0;; ++pages) {
+    const int64_t max_pages = std::max<int64_t>(1, (total + page_size - 1) / page_size);
+    for (int64_t pages = 1;; ++pages) {
       if (pages > max_pages) {
         ADD_FAILURE() << "more than " << max_pages << " pages for " << total << " records";
         break;
