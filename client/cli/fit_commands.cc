@@ -134,7 +134,10 @@ absl::Status Advise(client::SurgeClient& client, const std::string& job, double 
   PrintTable({
       {"  lr", absl::StrCat(G(a.lr()), "  95% ", Range(a.lr_ci95()))},
       {"  model", a.model()},
-      {"  B_noise", BNoiseText(a.b_noise_kind(), a.b_noise(), a.b_noise_ci95())},
+      {"  B_noise", absl::StrCat(BNoiseText(a.b_noise_kind(), a.b_noise(), a.b_noise_ci95()),
+                                 a.verdict() == surge::v1::VERDICT_NO
+                                     ? "  (of the surge-law fit; the data favour a monotone model)"
+                                     : "")},
       {"  eps_max", std::isfinite(a.eps_max()) ? absl::StrCat(G(a.eps_max()), "  95% ",
                                                               Range(a.eps_max_ci95()))
                                                : "- (peak not identified)"},

@@ -15,6 +15,7 @@ namespace surge {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class CliE2eTest : public ::testing::Test {
@@ -153,6 +154,24 @@ TEST_F(CliE2eTest, ImportsOptimaAndProbesThenFitsAndAdvises) {
   EXPECT_THAT(advice.out, HasSubstr("\"lr\": 0.00"));
   auto text = Surge({"advise", "--job", "old", "--batch", "64"});
   EXPECT_THAT(text.out, HasSubstr("B_noise"));
+  EXPECT_THAT(text.out, Not(HasSubstr("favour a monotone model")));
+
+  // Optima on a rising power law: verdict no, and B_noise is marked as the
+  // surge-law fit's only.
+  std::string mono = dir_.File("mono.csv");
+  {
+    std::ofstream out(mono);
+    out << "stage,stage_loss,batch_size,lr_opt,lr_opt_se\n";
+    for (int b : {2, 8, 32, 128, 512, 2048}) {
+      double lr = 1e-4 * std::pow(b, 0.3);
+      out << "1,0.8," << b << "," << lr << "," << 0.05 * lr << "\n";
+    }
+  }
+  ASSERT_EQ(Surge({"import", "--job", "mono", mono}).exit_code, 0);
+  auto mono_text = Surge({"advise", "--job", "mono", "--batch", "64"});
+  ASSERT_EQ(mono_text.exit_code, 0) << mono_text.err;
+  EXPECT_THAT(mono_text.out, HasSubstr("supported by the data: no"));
+  EXPECT_THAT(mono_text.out, HasSubstr("(of the surge-law fit; the data favour a monotone model)"));
   auto with_step = Surge({"advise", "--job", "old", "--batch", "64", "--step", "10"});
   EXPECT_EQ(with_step.exit_code, 1);
   EXPECT_THAT(with_step.err, StartsWith("FAILED_PRECONDITION: "));
