@@ -42,6 +42,7 @@ rm -f "$OUT/port"
 SERVER_PID=$!
 trap 'kill -TERM $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$OUT/port" ] && break; sleep 0.1; done
+[ -s "$OUT/port" ] || { echo "gpu_check: surge-server did not start (see $OUT/server.log)" >&2; exit 1; }
 export SURGE_SERVER="127.0.0.1:$(cat "$OUT/port")"
 BATCHES=1,2,3,4,6,8,12,16,24,32,48,64,96,128,192,256,384,512,768,1024,1164
 for job in gpu-adam gpu-sign; do

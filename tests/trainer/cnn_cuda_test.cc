@@ -2,7 +2,8 @@
 // Fashion-MNIST, every layer's forward output and every backward tensor and
 // parameter-gradient slice must agree within atol + rtol * |ref|; then five
 // Adam steps from the same start on the same batches must give the same
-// losses and parameters. Skipped, with the reason, when there is no GPU.
+// losses and parameters; a NaN parameter must give a NaN loss, as on the CPU.
+// Skipped, with the reason, when there is no GPU.
 #include "client/trainer/cuda/cnn_cuda.h"
 
 #include <gtest/gtest.h>
@@ -140,6 +141,25 @@ TEST_F(CnnCudaTest, FiveAdamStepsMatchTheCpu) {
     ExpectClose("adam v", gpu.AdamV(), cpu_state.v.data(), kNumParams, 1e-10, 2e-3);
   }
   EXPECT_EQ(gpu.adam_t(), 5);
+}
+
+// A NaN parameter (a diverged run) must give a NaN loss, as on the CPU,
+// where ReLU (std::max(x, 0)) keeps NaNs: the probe sweep scores non-finite
+// losses as diverged. With fmaxf the GPU turned them into zeros and reported
+// a finite loss.
+TEST_F(CnnCudaTest, NanPropagatesLikeTheCpu) {
+  const int n = 4;
+  std::vector<float> params(kNumParams);
+  InitParams<float>(7, params.data());
+  params[ParamLayout::kConv1W] = NAN;
+  Activations<float> a;
+  const double cpu_loss = ModelLossAndGradient<float>(params.data(), data_.images.data(),
+                                                      data_.labels.data(), n, &a, nullptr);
+  cuda::CudaModel gpu(n);
+  gpu.SetParams(params);
+  const double gpu_loss = gpu.LossAndGradient(data_.images.data(), data_.labels.data(), n, false);
+  EXPECT_TRUE(std::isnan(cpu_loss)) << cpu_loss;
+  EXPECT_TRUE(std::isnan(gpu_loss)) << gpu_loss;
 }
 
 }  // namespace

@@ -102,10 +102,11 @@ __global__ void RowSumKernel(int rows, int64_t cols, const float* dy, float* db)
   if (threadIdx.x == 0) db[o] = partial[0];
 }
 
-// ReluForward: x = max(0, x).
+// ReluForward: x = std::max(x, 0) = (x < 0 ? 0 : x), as on the CPU: a NaN
+// stays NaN (fmaxf would turn it into 0 and hide a diverged run).
 __global__ void ReluForwardKernel(int64_t n, float* x) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) x[i] = fmaxf(x[i], 0.f);
+  if (i < n && x[i] < 0.f) x[i] = 0.f;
 }
 
 // ReluBackward: dy = 0 where y <= 0.
