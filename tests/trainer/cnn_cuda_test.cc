@@ -3,13 +3,16 @@
 // parameter-gradient slice must agree within atol + rtol * |ref|; then five
 // Adam steps from the same start on the same batches must give the same
 // losses and parameters; a NaN parameter must give a NaN loss, as on the CPU.
-// Skipped, with the reason, when there is no GPU.
+// Skipped, with the reason, when there is no GPU. The data directory is
+// $SURGE_FASHION_MNIST_DIR when set (the GPU bundle, scripts/gpu_bundle.sh),
+// else the Debian package's.
 #include "client/trainer/cuda/cnn_cuda.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,11 @@
 
 namespace surge::trainer {
 namespace {
+
+std::string DataDir() {
+  const char* env = std::getenv("SURGE_FASHION_MNIST_DIR");
+  return env != nullptr && *env != '\0' ? env : kDefaultFashionMnistDir;
+}
 
 // Counts entries with |gpu - ref| > atol + rtol * |ref|; prints the first 5
 // and the largest difference (llm.c style).
@@ -49,7 +57,7 @@ class CnnCudaTest : public ::testing::Test {
       GTEST_SKIP() << "no GPU here (" << why << "): the CUDA path is not checked";
     }
     std::printf("device: %s\n", cuda::DeviceName().c_str());
-    auto data = LoadFashionMnist(kDefaultFashionMnistDir, "t10k");
+    auto data = LoadFashionMnist(DataDir(), "t10k");
     ASSERT_TRUE(data.ok()) << data.status();
     data_ = *std::move(data);
   }
