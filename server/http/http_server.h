@@ -87,6 +87,11 @@ class HttpServer {
 // Splits "host:port" ("[::1]:8080" for IPv6); INVALID_ARGUMENT otherwise.
 absl::Status ParseHostPort(const std::string& listen, std::string* host, int* port);
 
+// An Accept-Encoding value without "br" (e.g. "gzip, deflate, br" ->
+// "gzip, deflate"): responses are then gzip-compressed, not brotli-compressed
+// at cpp-httplib's quality 11, which costs ~20x the CPU (see Start()).
+std::string AcceptEncodingWithoutBrotli(const std::string& accept_encoding);
+
 }  // namespace surge::http
 
 #endif  // SURGE_SERVER_HTTP_HTTP_SERVER_H_

@@ -192,6 +192,13 @@ async function main() {
   }
   fs.writeFileSync(`${work}/narrow.csv`, rows.join('\n') + '\n');
   cli('import', '--job', 'narrow-grid', `${work}/narrow.csv`);
+  // And 12 plain runs: the loss plot draws all 12 but names only 8 in its legend.
+  const plain = ['run,step,examples,batch_size,lr,loss'];
+  for (let r = 0; r < 12; r++) {
+    for (let t = 1; t <= 3; t++) plain.push(`plain-${String(r).padStart(2, '0')},${t},${t * 32},32,0.001,${(2 - 0.1 * t - 0.01 * r).toFixed(3)}`);
+  }
+  fs.writeFileSync(`${work}/plain.csv`, plain.join('\n') + '\n');
+  cli('import', '--job', 'narrow-grid', `${work}/plain.csv`);
   const narrow = JSON.parse(cli('fit', '--job', 'narrow-grid', '--json'));
   await page.goto(`${base}/jobs/narrow-grid`);
   await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
@@ -203,6 +210,13 @@ async function main() {
     censored.length >= 2 && dirs.length === censored.length &&
     censored.every((o, i) => dirs[i] === (o.censoring === 'CENSORING_UPPER_BOUND' ? 'down' : 'up')),
     `${dirs.length} arrows (${dirs.join(',')}), ${censored.length} censored in the fit`);
+  const lossPaths = await page.locator('[data-plot="loss"] g[data-series^="loss-plain-"] path').count();
+  const titled = await page.locator('[data-plot="loss"] g[data-series="loss-plain-11"] path title').count();
+  const named = await page.locator('[data-plot="loss"] .legend-item', { hasText: 'training loss' }).count();
+  const more = await page.locator('[data-plot="loss"] .legend-item', { hasText: '+ 4 more runs' }).count();
+  check('loss plot with 12 runs: 12 curves, 8 named in the legend, "+ 4 more", hover titles',
+    lossPaths === 12 && named === 8 && more === 1 && titled === 1,
+    `${lossPaths} curves, ${named} named, ${more} note, ${titled} title`);
   await page.screenshot({ path: path.join(args.out, 'dashboard-narrow-grid.png'), fullPage: true });
 
   check('no page errors', problems.length === 0, problems.join('; '));

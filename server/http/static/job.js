@@ -26,7 +26,10 @@ function thin(points, max) {
 }
 
 async function loadLossSeries() {
-  const curveRuns = state.runs.filter((r) => r.protocol !== 'PROTOCOL_PROBE' && num(r.recordCount) > 0);
+  // Plain runs first: they are the ones the loss plot's legend names.
+  const plainFirst = (r) => (r.protocol === 'PROTOCOL_PLAIN' ? 0 : 1);
+  const curveRuns = state.runs.filter((r) => r.protocol !== 'PROTOCOL_PROBE' && num(r.recordCount) > 0)
+    .sort((a, b) => plainFirst(a) - plainFirst(b));
   state.lossSeries = await Promise.all(curveRuns.map(async (r) => {
     const records = await api.records(jobName, r.name);
     const points = records.map((x) => ({ x: num(x.step), y: num(x.loss) }));

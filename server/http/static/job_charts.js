@@ -162,15 +162,25 @@ export function driftPlots(fit, unit) {
 
 // Loss against step for each run with records (plain and full runs), with the
 // stage losses as horizontal references.
+// Runs named in the loss plot's legend; the others are drawn with a hover
+// title only (a full-run grid has 100+ runs).
+const kLossLegendRuns = 8;
+
 export function lossPlot(series, stages) {
   const plot = new Plot({ id: 'loss', width: 620, height: 320, title: 'Loss curves of the runs',
     xLabel: 'step (log scale)', yLabel: 'training loss (log scale)' });
   series.forEach((s, i) => {
-    plot.line(s.points, { series: `loss-${s.run}`, cls: `run run-${i % 6}`, label: `${s.run} (B=${s.batchSize}) training loss` });
+    const named = i < kLossLegendRuns;
+    const title = `${s.run} (B=${s.batchSize}) training loss`;
+    plot.line(s.points, { series: `loss-${s.run}`, cls: `run run-${i % 6}`, label: named ? title : null, title });
     if (s.evalPoints.length) {
-      plot.points(s.evalPoints, { series: `eval-${s.run}`, cls: `evalpt run-${i % 6}`, label: `${s.run} eval loss`, shape: 'square' });
+      plot.points(s.evalPoints, { series: `eval-${s.run}`, cls: `evalpt run-${i % 6}`,
+        label: named ? `${s.run} eval loss` : null, shape: 'square' });
     }
   });
+  if (series.length > kLossLegendRuns) {
+    plot.note(`+ ${series.length - kLossLegendRuns} more runs (hover a curve for its name)`);
+  }
   const steps = series.flatMap((s) => s.points.map((p) => p.x)).filter((x) => x > 0);
   if (steps.length) {
     const x0 = Math.min(...steps);

@@ -122,11 +122,15 @@ export class Plot {
     this.addLegend(series, label, cls, 'band');
   }
   // A polyline: points [{x, y}] (non-finite points break the line).
-  line(points, { series, cls = 'line', label, fit = true } = {}) {
+  // `title` (default: the label) is shown on hover, also for lines left out
+  // of the legend (label: null).
+  line(points, { series, cls = 'line', label, title, fit = true } = {}) {
     if (fit) this.extend(points.map((p) => p.x), points.map((p) => p.y));
-    this.layers.push({ kind: 'line', pts: points, series, cls });
+    this.layers.push({ kind: 'line', pts: points, series, cls, title: title || label });
     this.addLegend(series, label, cls, 'line');
   }
+  // A legend line without a key (e.g. "+ 132 more runs").
+  note(text) { this.legend.push({ series: 'note', label: text, cls: 'note', kind: 'text' }); }
   // Markers with optional vertical error bars: points [{x, y, lo, hi, title}].
   points(points, { series, cls = 'pt', label, shape = 'circle' } = {}) {
     this.extend(points.map((p) => p.x), points.flatMap((p) => [p.y, p.lo, p.hi]));
@@ -217,7 +221,7 @@ export class Plot {
           el('circle', { cx: 11, cy: 6, r: 3.5, class: item.cls }, key);
         } else if (item.kind === 'bound') el('path', { d: 'M6 3 H16 M11 3 V11 M8 8 L11 11 L14 8', class: item.cls }, key);
         else if (item.kind === 'vline') el('line', { x1: 11, x2: 11, y1: 0, y2: 12, class: item.cls }, key);
-        else el('line', { x1: 1, x2: 21, y1: 6, y2: 6, class: item.cls }, key);
+        else if (item.kind !== 'text') el('line', { x1: 1, x2: 21, y1: 6, y2: 6, class: item.cls }, key);
         span.appendChild(key);
         span.appendChild(document.createTextNode(item.label));
         legend.appendChild(span);
@@ -243,7 +247,10 @@ export class Plot {
         d += `${pen ? 'L' : 'M'}${X.px(p.x).toFixed(1)},${Y.px(p.y).toFixed(1)}`;
         pen = true;
       }
-      if (d) el('path', { d, class: layer.cls, fill: 'none' }, g);
+      if (d) {
+        const path = el('path', { d, class: layer.cls, fill: 'none' }, g);
+        if (layer.title) el('title', {}, path).textContent = layer.title;
+      }
     } else if (layer.kind === 'points') {
       for (const p of layer.pts) {
         if (!X.ok(p.x) || !Y.ok(p.y)) continue;

@@ -3,6 +3,9 @@
 // probe sweep imported with the real `surge` CLI. Responses are parsed back
 // into the surge.v1 messages with unknown fields rejected, so the JSON shape
 // is checked against the proto.
+// Before httplib.h: it pulls in <resolv.h>, whose `_res` macro breaks Eigen's headers.
+#include "server/http/http_server.h"
+
 #include <httplib.h>
 #include <signal.h>
 
@@ -184,6 +187,32 @@ TEST_F(HttpApiTest, RecordsPageWithTokens) {
   EXPECT_EQ(second.records(499).step(), 1999);
   EXPECT_TRUE(second.next_page_token().empty());
   EXPECT_TRUE(second.records(0).has_grad_stats());
+}
+
+// A browser accepts brotli; the server answers with gzip instead (brotli at
+// cpp-httplib's quality 11 cost ~200 ms per large JSON page), and the body
+// is the same.
+TEST_F(HttpApiTest, LargeResponsesAreGzipNotBrotli) {
+  httplib::Client client("127.0.0.1", http_port_);
+  client.set_read_timeout(30, 0);
+  const std::string path = absl::StrCat("/api/v1/jobs/", kJob, "/records?run=base&page_size=1500");
+  auto res = client.Get(path.c_str(), {{"Accept-Encoding", "gzip, deflate, br"}});
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->get_header_value("Content-Encoding"), "gzip");
+  EXPECT_EQ(Parse<surge::v1::ListRecordsResponse>(res->body).records_size(), 1500);
+  auto only_br = client.Get(path.c_str(), {{"Accept-Encoding", "br"}});
+  ASSERT_TRUE(only_br);
+  EXPECT_EQ(only_br->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(Parse<surge::v1::ListRecordsResponse>(only_br->body).records_size(), 1500);
+}
+
+TEST(AcceptEncodingTest, DropsBrotliOnly) {
+  EXPECT_EQ(http::AcceptEncodingWithoutBrotli("gzip, deflate, br"), "gzip, deflate");
+  EXPECT_EQ(http::AcceptEncodingWithoutBrotli("br"), "");
+  EXPECT_EQ(http::AcceptEncodingWithoutBrotli("br;q=1.0, gzip;q=0.8"), "gzip;q=0.8");
+  EXPECT_EQ(http::AcceptEncodingWithoutBrotli("identity"), "identity");
+  EXPECT_EQ(http::AcceptEncodingWithoutBrotli("gzip,brx"), "gzip, brx");
 }
 
 TEST_F(HttpApiTest, FitHasTwoStagesWithCurves) {
