@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# The trainer's GPU checks, for a session that has a GPU machine (one short
-# script): builds the CUDA path, runs the gpu-labelled test (the CUDA path
-# against the CPU reference, layer by layer and over five Adam steps; it must
-# run, not skip), measures GPU samples/s, and runs a paper-scale probe sweep
-# (batch sizes 1-1164, both optimizers) with the probes on the GPU, timed,
-# then prints the fits.
+# The trainer's GPU checks, for a GPU machine that can BUILD the project (one
+# short script): builds the CUDA path, runs the gpu-labelled tests (the CUDA
+# path against the CPU reference, layer by layer and over five Adam steps, and
+# CudaTrainer against CpuTrainer; they must run, not skip), measures GPU
+# samples/s, and runs a paper-scale probe sweep (batch sizes 1-1164, both
+# optimizers) with the probes on the GPU, timed, then prints the fits.
 #
 #   scripts/gpu_check.sh                 # everything (~5-10 min on one GPU)
 #   SWEEP=0 scripts/gpu_check.sh         # test and benchmark only
 #
 # Needs the Debian packages of scripts/setup.sh (run it first where apt is
 # reachable) and nvcc. CUDA_ARCHS (default 80;90) sets the architectures.
+#
+# A lent device machine (the device tool's `run`) cannot run this script: it
+# starts bare (no network, none of the Debian dev libraries, no Fashion-MNIST
+# package). There, use the bundle route instead: scripts/gpu_bundle.sh HERE
+# builds the binaries and packs them with their libraries and the data into
+# gpu-bundle/; the device runs `OUT=$OUT gpu-bundle/run.sh` (carry
+# ["gpu-bundle"]): the same tests, benchmark and a shorter GPU sweep. See
+# docs/trainer.md, "Running the GPU check on a lent device".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-gpu}
@@ -21,14 +29,17 @@ echo "== build ($BUILD_DIR, CUDA architectures $ARCHS)"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" > "$BUILD_DIR.configure.log" 2>&1 \
   || { cat "$BUILD_DIR.configure.log"; exit 1; }
 grep -q "trainer CUDA path enabled" "$BUILD_DIR.configure.log" || { echo "gpu_check: nvcc not found by CMake" >&2; exit 1; }
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target cnn_cuda_test surge-train trainer_bench surge-server surge
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target cnn_cuda_test cuda_trainer_test surge-train \
+  trainer_bench surge-server surge
 
-echo "== gpu test: CUDA path vs CPU reference"
-"$BUILD_DIR/tests/trainer/cnn_cuda_test" | tee "$BUILD_DIR.gpu_test.log"
-if grep -q "SKIPPED \]" "$BUILD_DIR.gpu_test.log"; then
-  echo "gpu_check: the gpu test skipped: no usable GPU" >&2
-  exit 1
-fi
+echo "== gpu tests: CUDA path vs CPU reference; CudaTrainer vs CpuTrainer"
+for t in cnn_cuda_test cuda_trainer_test; do
+  "$BUILD_DIR/tests/trainer/$t" | tee "$BUILD_DIR.$t.log"
+  if grep -q "SKIPPED \]" "$BUILD_DIR.$t.log"; then
+    echo "gpu_check: $t skipped: no usable GPU" >&2
+    exit 1
+  fi
+done
 
 echo "== samples/s on the GPU (CudaTrainer steps, 2 micro-batches, Adam)"
 "$BUILD_DIR/bench/trainer_bench" --backend=cuda --batch_sizes=1,8,64,512,1164 --seconds=2
