@@ -89,16 +89,17 @@ const char* HoldOutKindName(HoldOutKind k) {
 }
 
 absl::StatusOr<std::vector<HoldOutResult>> HoldOutCheck(const JobInput& input,
-                                                        const FitOptions& options) {
+                                                        const FitOptions& options,
+                                                        JobFit* full) {
   // The full-data fit of each stage, from the optimum evidence only.
   JobInput optima_only;
   optima_only.probe_points = input.probe_points;
   optima_only.measured_optima = input.measured_optima;
-  SURGE_ASSIGN_OR_RETURN(JobFit full, FitJob(optima_only, options));
+  SURGE_ASSIGN_OR_RETURN(JobFit fit, FitJob(optima_only, options));
   const std::map<int64_t, StageEvidence> evidence = GroupByStage(optima_only);
 
   std::vector<HoldOutResult> results;
-  for (const StageFit& st : full.stages) {
+  for (const StageFit& st : fit.stages) {
     const StageEvidence& all = evidence.at(st.stage_id);
     std::vector<double> batches;  // distinct B with an uncensored optimum
     for (const BatchOptimum& o : st.optima) {
@@ -139,6 +140,7 @@ absl::StatusOr<std::vector<HoldOutResult>> HoldOutCheck(const JobInput& input,
       }
     }
   }
+  if (full != nullptr) *full = std::move(fit);
   return results;
 }
 

@@ -84,10 +84,14 @@ struct HoldOutResult {
 
 // Runs the check over every fitted stage. Results are ordered by stage loss
 // (as FitJob orders stages), then batch size. Only probe_points and
-// measured_optima of `input` are used. Errors: those of FitJob
-// (kInvalidArgument for bad input, kFailedPrecondition when no stage fits).
+// measured_optima of `input` are used. When `full` is not null it receives
+// the full-data fit the held-out refits are compared against (so a caller
+// that also shows that fit need not fit the job again). Errors: those of
+// FitJob (kInvalidArgument for bad input, kFailedPrecondition when no stage
+// fits).
 absl::StatusOr<std::vector<HoldOutResult>> HoldOutCheck(const JobInput& input,
-                                                        const FitOptions& options = {});
+                                                        const FitOptions& options = {},
+                                                        JobFit* full = nullptr);
 
 // Counts over the interior results (of one stage, or of all when unset).
 struct HoldOutSummary {

@@ -277,20 +277,16 @@ int main(int argc, char** argv) {
     return Fail(msg);
   }
 
-  // The full-data fit (for the stage headlines) and the check.
-  surge::fit::JobInput optima_only;
-  optima_only.probe_points = evidence->input.probe_points;
-  optima_only.measured_optima = evidence->input.measured_optima;
-  auto full = surge::fit::FitJob(optima_only);
-  if (!full.ok()) return Fail(absl::StrCat("fitting job '", job, "': ", full.status().ToString()));
-  auto results = surge::fit::HoldOutCheck(evidence->input);
+  // The check, and the full-data fit it compared against (for the stage headlines).
+  JobFit full;
+  auto results = surge::fit::HoldOutCheck(evidence->input, {}, &full);
   if (!results.ok()) {
     return Fail(absl::StrCat("hold-out check of job '", job, "': ", results.status().ToString()));
   }
   if (absl::GetFlag(FLAGS_json)) {
-    PrintJson(job, *full, *results, evidence->notes);
+    PrintJson(job, full, *results, evidence->notes);
   } else {
-    PrintTables(job, *full, *results, evidence->notes);
+    PrintTables(job, full, *results, evidence->notes);
   }
   return 0;
 }
