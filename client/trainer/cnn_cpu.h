@@ -182,11 +182,15 @@ void ConvBackward(const ConvShape& s, int n, const Mat<T>& col, const T* w, cons
 // e[ix*O + o] = in[ix] for every pixel ix of the N images. in [1, N*H*W] ->
 // e [O, N*H*W]
 template <typename T>
-void ExpandChannels(int o, int64_t pixels, const T* in, T* e) {
+void ExpandChannelsPlain(int o, int64_t pixels, const T* in, T* e) {
   for (int64_t ix = 0; ix < pixels; ++ix) {
     const T v = in[ix];
     for (int c = 0; c < o; ++c) e[ix * o + c] = v;
   }
+}
+template <typename T>
+void ExpandChannels(int o, int64_t pixels, const T* in, T* e) {
+  ExpandChannelsPlain(o, pixels, in, e);
 }
 
 // The same for float and O = 6 (conv1), 8 pixels at a time: the 48 values
@@ -210,9 +214,7 @@ inline void ExpandChannels<float>(int o, int64_t pixels, const float* in, float*
       std::memcpy(e + ix * 6 + 32, &c, sizeof(c));
     }
   }
-  for (; ix < pixels; ++ix) {
-    for (int c = 0; c < o; ++c) e[ix * o + c] = in[ix];
-  }
+  ExpandChannelsPlain(o, pixels - ix, in + ix, e + ix * o);  // the last pixels
 }
 
 // The loops below work on tiles: kLanes consecutive values of a row (48

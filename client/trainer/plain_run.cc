@@ -42,7 +42,6 @@ absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset&
   PlainRunResult result;
   double lr = o.lr;
   int batch = o.batch_size;
-  int64_t examples = 0;
   size_t next_target = 0;
   bool advice_warned = false, latest_stage_noted = false;
   for (int64_t step = 1; step <= o.steps; ++step) {
@@ -103,15 +102,14 @@ absl::StatusOr<PlainRunResult> RunPlain(const PlainRunOptions& o, const Dataset&
     }
     sampler.Next(batch, &idx);
     StepStats stats = trainer.Step(train, idx, lr);
-    examples += batch;
-    result.examples = examples;
+    result.examples += batch;
     std::optional<double> eval_loss;
     if (step % o.eval_every == 0 || step == o.steps) {
       eval_loss = trainer.Evaluate(eval, o.eval_size);
       result.final_eval_loss = *eval_loss;
     }
     if (reporter != nullptr) {
-      reporter->Append(MakeRecord(o.run_name, step, examples, lr, stats, eval_loss));
+      reporter->Append(MakeRecord(o.run_name, step, result.examples, lr, stats, eval_loss));
     }
     if (o.log_every > 0 && step % o.log_every == 0) {
       std::printf("%s: step %lld  loss %.4f%s\n", o.run_name.c_str(),
