@@ -12,21 +12,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "client/trainer/cnn_cpu.h"
 #include "client/trainer/cpu_trainer.h"
 #include "client/trainer/fashion_mnist.h"
+#include "tests/trainer/real_data.h"
 
 namespace surge::trainer {
 namespace {
-
-std::string DataDir() {
-  const char* env = std::getenv("SURGE_FASHION_MNIST_DIR");
-  return env != nullptr && *env != '\0' ? env : kDefaultFashionMnistDir;
-}
 
 // Counts entries with |gpu - ref| > atol + rtol * |ref|; prints the first 5
 // and the largest difference (llm.c style).
@@ -57,7 +52,7 @@ class CnnCudaTest : public ::testing::Test {
       GTEST_SKIP() << "no GPU here (" << why << "): the CUDA path is not checked";
     }
     std::printf("device: %s\n", cuda::DeviceName().c_str());
-    auto data = LoadFashionMnist(DataDir(), "t10k");
+    auto data = LoadFashionMnist(FashionMnistDir(), "t10k");
     ASSERT_TRUE(data.ok()) << data.status();
     data_ = *std::move(data);
   }

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -26,14 +25,10 @@
 #include "client/trainer/cpu_trainer.h"
 #include "client/trainer/cuda/cnn_cuda.h"
 #include "client/trainer/fashion_mnist.h"
+#include "tests/trainer/real_data.h"
 
 namespace surge::trainer {
 namespace {
-
-std::string DataDir() {
-  const char* env = std::getenv("SURGE_FASHION_MNIST_DIR");
-  return env != nullptr && *env != '\0' ? env : kDefaultFashionMnistDir;
-}
 
 // The largest |gpu - ref| / (atol + |ref|) (NaN sticks; infinite when the
 // sizes differ): below rtol means every entry is within rtol * (atol + |ref|).
@@ -62,7 +57,7 @@ class CudaTrainerTest : public ::testing::Test {
     }
     static Dataset* data = nullptr;
     if (data == nullptr) {
-      auto d = LoadFashionMnist(DataDir(), "t10k");
+      auto d = LoadFashionMnist(FashionMnistDir(), "t10k");
       ASSERT_TRUE(d.ok()) << d.status();
       data = new Dataset(*std::move(d));
     }
