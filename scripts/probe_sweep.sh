@@ -67,19 +67,18 @@ if [ -n "${FULL_RUN:-}" ]; then
   "$TRAIN" full-run --job fmnist-fullrun --progress=false "${GRID[@]}" \
     | tee "$OUT/fmnist-fullrun/runs.txt"
   echo "== fmnist-fullrun: grid took $(( $(date +%s) - start )) s"
+else
+  for job in "${JOBS[@]}"; do
+    case "$job" in
+      *-sign) BETAS=(--beta1=0 --beta2=0) ;;
+      *) BETAS=(--beta1=0.9 --beta2=0.999) ;;
+    esac
+    echo "== surge-train probe --job $job ${BETAS[*]} ${SWEEP[*]} ${COMMON[*]}"
+    start=$(date +%s)
+    "$TRAIN" probe --job "$job" --work_dir="$OUT/$job" "${BETAS[@]}" "${SWEEP[@]}" "${COMMON[@]}"
+    echo "== $job: sweep took $(( $(date +%s) - start )) s"
+  done
 fi
-
-for job in "${JOBS[@]}"; do
-  [ -n "${FULL_RUN:-}" ] && break
-  case "$job" in
-    *-sign) BETAS=(--beta1=0 --beta2=0) ;;
-    *) BETAS=(--beta1=0.9 --beta2=0.999) ;;
-  esac
-  echo "== surge-train probe --job $job ${BETAS[*]} ${SWEEP[*]} ${COMMON[*]}"
-  start=$(date +%s)
-  "$TRAIN" probe --job "$job" --work_dir="$OUT/$job" "${BETAS[@]}" "${SWEEP[@]}" "${COMMON[@]}"
-  echo "== $job: sweep took $(( $(date +%s) - start )) s"
-done
 
 sleep 2  # fits are debounced after the last records
 for job in "${JOBS[@]}"; do
