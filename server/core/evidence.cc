@@ -196,8 +196,9 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
 }  // namespace
 
 absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
-  // One snapshot for all the queries below: records that commit while they
-  // run are either all in this evidence or all in the next fit's.
+  // One snapshot for all of LoadEvidenceInSnapshot's queries: records that
+  // commit while they run are either all in this evidence or all in the next
+  // fit's.
   return reader.ReadSnapshot([&] { return LoadEvidenceInSnapshot(reader, job); });
 }
 

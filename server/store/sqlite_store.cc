@@ -31,18 +31,6 @@ std::optional<double> OptDouble(const Statement& s, int col) {
 
 }  // namespace
 
-template <typename Body>
-auto SqliteStore::Transaction(Body body) -> decltype(body()) {
-  SURGE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE;"));
-  auto result = body();
-  absl::Status end = result.ok() ? db_->Exec("COMMIT;") : absl::OkStatus();
-  if (!result.ok() || !end.ok()) {
-    db_->Exec("ROLLBACK;").IgnoreError();
-    if (!end.ok()) return end;
-  }
-  return result;
-}
-
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                                const StoreOptions& options) {
   SURGE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));

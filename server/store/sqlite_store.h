@@ -132,7 +132,13 @@ class SqliteStore {
   // Runs `body` (returning Status or StatusOr) inside BEGIN IMMEDIATE ...
   // COMMIT; rolls back when the body or the commit fails.
   template <typename Body>
-  auto Transaction(Body body) -> decltype(body());
+  auto Transaction(Body body) -> decltype(body()) {
+    return InTransaction("BEGIN IMMEDIATE;", body);
+  }
+  // `begin` ... COMMIT around `body`; ROLLBACK when the body or the commit
+  // fails (the commit's error is returned then). Transaction and ReadSnapshot.
+  template <typename Body>
+  auto InTransaction(const char* begin, Body& body) -> decltype(body());
   absl::Status Configure(const StoreOptions& options);
   absl::Status Migrate();
   absl::Status PrepareStatements();
@@ -153,12 +159,20 @@ class SqliteStore {
 
 template <typename Body>
 auto SqliteStore::ReadSnapshot(Body body) -> decltype(body()) {
-  if (absl::Status begin = db_->Exec("BEGIN;"); !begin.ok()) return begin;
+  // A deferred BEGIN: the snapshot starts at the first read; COMMIT (or
+  // ROLLBACK after an error) only ends it.
+  return InTransaction("BEGIN;", body);
+}
+
+template <typename Body>
+auto SqliteStore::InTransaction(const char* begin, Body& body) -> decltype(body()) {
+  if (absl::Status s = db_->Exec(begin); !s.ok()) return s;
   auto result = body();
-  // A read transaction has nothing to keep: COMMIT (or ROLLBACK after an
-  // error) only ends the snapshot.
-  absl::Status end = db_->Exec(result.ok() ? "COMMIT;" : "ROLLBACK;");
-  if (result.ok() && !end.ok()) return end;
+  absl::Status end = result.ok() ? db_->Exec("COMMIT;") : absl::OkStatus();
+  if (!result.ok() || !end.ok()) {
+    db_->Exec("ROLLBACK;").IgnoreError();
+    if (!end.ok()) return end;
+  }
   return result;
 }
 
