@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev libeigen3-dev libceres-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   dataset-fashion-mnist python3-torch python3-matplotlib
-  python3-grpcio python3-protobuf python3-numpy
+  python3-grpcio python3-protobuf python3-numpy python3-optuna
   libcpp-httplib-dev prometheus-cpp-dev chromium fonts-liberation
 )
 

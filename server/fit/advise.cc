@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/fit/speed_data.h"
 
 namespace surge::fit {
@@ -25,6 +26,42 @@ CurvePrediction SurgeFromDrift(const DriftPoint& d, double x) {
 
 }  // namespace
 
+std::optional<LossFromSpeed> LossAtStepForBatch(const std::vector<SpeedDataFit>& speed,
+                                                double batch_size, double step) {
+  // (ln S_j(B), ln L_j) per target, ascending S.
+  std::vector<std::pair<double, double>> pts;
+  for (const SpeedDataFit& f : speed) {
+    const double s = f.s_min.value + f.e_min.value / batch_size;
+    if (std::isfinite(s) && s > 0.0 && f.target_loss > 0.0) {
+      pts.emplace_back(std::log(s), std::log(f.target_loss));
+    }
+  }
+  if (pts.empty()) return std::nullopt;
+  std::sort(pts.begin(), pts.end());
+  const double ls = std::log(std::max(step, 1.0));
+  LossFromSpeed out;
+  if (pts.size() == 1) {
+    out.loss = std::exp(pts[0].second);
+    out.extrapolated = std::fabs(ls - pts[0].first) > std::log(1.1);
+    return out;
+  }
+  size_t i = 0;
+  if (ls <= pts.front().first) {
+    i = 0;
+    out.extrapolated = ls < pts.front().first - 1e-9;
+  } else if (ls >= pts.back().first) {
+    i = pts.size() - 2;
+    out.extrapolated = ls > pts.back().first + 1e-9;
+  } else {
+    while (i + 2 < pts.size() && pts[i + 1].first < ls) ++i;
+  }
+  const auto& [s0, l0] = pts[i];
+  const auto& [s1, l1] = pts[i + 1];
+  const double t = s1 > s0 ? (ls - s0) / (s1 - s0) : 0.0;
+  out.loss = std::exp(l0 + t * (l1 - l0));
+  return out;
+}
+
 const char* BNoiseKindName(BNoiseKind k) {
   switch (k) {
     case BNoiseKind::kPoint:
@@ -39,8 +76,8 @@ const char* BNoiseKindName(BNoiseKind k) {
   return "unknown";
 }
 
-absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
-                              std::optional<int64_t> step) {
+absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
+                              std::optional<int64_t> step, Criterion criterion) {
   if (!std::isfinite(batch_size) || batch_size <= 0.0) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be finite and > 0, got ", batch_size));
@@ -48,14 +85,52 @@ absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
   if (step.has_value() && *step < 0) {
     return absl::InvalidArgumentError(absl::StrCat("step must be >= 0, got ", *step));
   }
-  if (fit.stages.empty()) return absl::FailedPreconditionError("the job has no fitted stage");
+  // 0. The criterion's stages and drift.
+  struct View {
+    const std::vector<StageFit>& stages;
+    const DriftFit& drift;
+    const JobFit::LossCurveOpt& loss_curve;
+    const FitOptions& options;
+  };
+  const bool fastest = criterion == Criterion::kFastest;
+  const View fit{fastest ? job_fit.fastest.stages : job_fit.stages,
+                 fastest ? job_fit.fastest.drift : job_fit.drift, job_fit.loss_curve,
+                 job_fit.options};
+  if (fit.stages.empty()) {
+    std::vector<std::string> why;
+    for (const SkippedStage& s : fastest ? job_fit.fastest.skipped : job_fit.skipped_stages) {
+      why.emplace_back(s.status.message());
+    }
+    std::string msg = fastest
+        ? "criterion fastest needs training runs (plain or full runs) at >= 3 batch sizes with "
+          ">= 3 learning rates each that reach a common target loss; the job has no such stage"
+        : "the job has no fitted stage for criterion improvement";
+    if (!why.empty()) absl::StrAppend(&msg, " (", absl::StrJoin(why, "; "), ")");
+    if (!fastest && !job_fit.fastest.stages.empty()) {
+      absl::StrAppend(&msg, "; ask with criterion fastest");
+    }
+    return absl::FailedPreconditionError(msg);
+  }
   Advice adv;
   adv.batch_size = batch_size;
   adv.step = step;
+  adv.criterion = criterion;
   const double x = std::log(batch_size);
+  int evidence = 0;
+  for (const StageFit& st : fit.stages) evidence |= st.evidence;
+  const bool run_based = HasRunEvidence(evidence);
 
   // 1. The loss the advice is for.
-  if (step.has_value()) {
+  std::optional<LossFromSpeed> from_speed;
+  if (step.has_value() && run_based) {
+    from_speed = LossAtStepForBatch(job_fit.speed_data, batch_size, static_cast<double>(*step));
+  }
+  if (from_speed.has_value()) {
+    adv.loss = from_speed->loss;
+    adv.flags.extrapolated_in_step = from_speed->extrapolated;
+    adv.step_mapping = "speed_data";
+  } else if (step.has_value()) {
+    adv.step_mapping = "loss_curve";
     if (!fit.loss_curve.has_value()) {
       return absl::FailedPreconditionError(
           "advice at a step needs a loss curve: the job has no plain-run loss records "
@@ -168,6 +243,7 @@ absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
   adv.verdict = nearest.models.verdict;
   adv.verdict_reason = nearest.models.verdict_reason;
   adv.flags.surge_not_supported = adv.verdict != Verdict::kYes;
+  int used_evidence = 0;
   std::set<int64_t> used = {s0.stage_id, s1.stage_id};
   if (linear_drift) used.insert(fit.drift.stage_ids.begin(), fit.drift.stage_ids.end());
   double b_min = HUGE_VAL, b_max = 0.0;
@@ -176,9 +252,13 @@ absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
     adv.stages_used.push_back(st.stage_id);
     adv.optima_used += static_cast<int>(st.optima.size());
     adv.probe_points_used += st.n_probe_points;
+    adv.runs_used += st.n_runs;
+    used_evidence |= st.evidence;
     b_min = std::min(b_min, st.batch_min);
     b_max = std::max(b_max, st.batch_max);
   }
+  adv.evidence = EvidenceNames(used_evidence);
+  adv.flags.short_horizon = (used_evidence & kProbes) != 0 && !HasRunEvidence(used_evidence);
   const double f = fit.options.batch_extrapolation_factor;
   adv.flags.extrapolated_in_batch = batch_size < b_min / f || batch_size > b_max * f;
   if (std::isfinite(adv.b_noise) && adv.b_noise > 0.0) {

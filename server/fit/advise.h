@@ -2,8 +2,13 @@
 // the latest stage when no step is given), from a precomputed JobFit.
 //
 // Steps (see docs/fitting.md):
-//   1. L = loss_curve(t) (flag extrapolated_in_step beyond the records), or
-//      the lowest stage loss when no step is given.
+//   0. The criterion's stages: "improvement" (the paper's, default: JobFit::
+//      stages, run-based when the job has training runs) or "fastest" (fewest
+//      steps to each target, runs only: JobFit::fastest).
+//   1. L = the loss a run at batch B reaches at step t: by the speed/data
+//      fits across targets when the stages are run-based
+//      (LossAtStepForBatch), else loss_curve(t) (flag extrapolated_in_step
+//      beyond the data), or the lowest stage loss when no step is given.
 //   2. The fitted stages bracketing ln L (nearest one outside the range; flag
 //      extrapolated_in_loss). Per model m, its prediction mu_m, var_m of
 //      ln eps_opt(B) and its Akaike weight w_m are interpolated linearly in
@@ -50,6 +55,7 @@ struct AdviceFlags {
   bool extrapolated_in_loss = false;   // L outside the range of the fitted stages
   bool b_noise_bound_only = false;     // B_noise is a one-sided bound (or unknown)
   bool surge_not_supported = false;    // verdict is not "yes"
+  bool short_horizon = false;          // stands on probes only: "best LR for the next k steps"
 };
 
 struct Advice {
@@ -70,6 +76,10 @@ struct Advice {
   std::vector<int64_t> stages_used;
   int optima_used = 0;            // optima (points + bounds) in those stages
   int probe_points_used = 0;      // raw probe points behind them
+  Criterion criterion = Criterion::kImprovement;
+  std::string evidence;           // EvidenceNames of the stages used, e.g. "plain_runs"
+  int runs_used = 0;              // training runs behind those stages
+  std::string step_mapping;       // how the step became a loss: "speed_data", "loss_curve", ""
   double recommended_batch_size = NAN;  // = b_noise
   double steps_ratio = NAN;       // S / S_min = 1 + B_noise / B
   double examples_ratio = NAN;    // E / E_min = 1 + B / B_noise
@@ -80,7 +90,19 @@ struct Advice {
 // kFailedPrecondition (a step was given but the job has no loss curve; the
 // fit has no stage).
 absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
-                              std::optional<int64_t> step);
+                              std::optional<int64_t> step,
+                              Criterion criterion = Criterion::kImprovement);
+
+// The loss a run at batch B has reached after t steps, by the speed/data fits
+// of the job's targets: S_j(B) = S_min_j + E_min_j / B per target L_j, and
+// ln L interpolated linearly in ln S between targets (the end segment beyond
+// them, flagged). nullopt without a usable speed/data fit.
+struct LossFromSpeed {
+  double loss = NAN;
+  bool extrapolated = false;
+};
+std::optional<LossFromSpeed> LossAtStepForBatch(const std::vector<SpeedDataFit>& speed,
+                                                double batch_size, double step);
 
 }  // namespace surge::fit
 

@@ -26,6 +26,8 @@
 #include "server/fit/models.h"
 #include "server/fit/noise_scale.h"
 #include "server/fit/optimum.h"
+#include "server/fit/run_evidence.h"
+#include "server/fit/steps_optimum.h"
 #include "server/fit/speed_data.h"
 #include "server/fit/surge_law.h"
 
@@ -44,8 +46,11 @@ struct JobInput {
   std::vector<ProbePoint> probe_points;        // probe and full-run protocol
   std::vector<MeasuredOptimum> measured_optima;
   std::vector<LossPoint> loss_curve;           // plain runs
-  std::vector<SpeedPoint> speed_points;        // full runs: steps to target loss
+  std::vector<SpeedPoint> speed_points;        // steps to a target loss, given directly
   std::vector<GradStatRecord> grad_stats;
+  std::vector<RunSeries> runs;                 // plain runs (run_evidence.h)
+  std::vector<StepsPoint> steps_points;        // full runs: steps to their target (fastest criterion)
+  RunEvidenceOptions run_options;              // k and declared targets for plain runs
 };
 
 // One stage fitted.
@@ -59,6 +64,10 @@ struct StageFit {
   double batch_max = NAN;
   SurgeLawFit surge;
   ModelComparison models;
+  int evidence = 0;                   // EvidenceKind bits of the points behind the optima
+  Criterion criterion = Criterion::kImprovement;
+  int n_runs = 0;                     // training runs behind the optima (plain + full)
+  int n_censored_runs = 0;            // of which never reached the stage's target
 };
 
 struct SkippedStage {
@@ -67,11 +76,36 @@ struct SkippedStage {
   absl::Status status;
 };
 
+// The stages of one criterion with their drift.
+struct StageSet {
+  std::vector<StageFit> stages;              // ascending stage loss
+  std::vector<SkippedStage> skipped;
+  DriftFit drift;
+};
+
+// What the plain runs gave (run_evidence.h), for reports.
+struct RunEvidenceSummary {
+  LossSignal signal = LossSignal::kSmoothedTraining;
+  std::vector<double> targets;  // descending
+  bool targets_from_data = true;
+  int k_steps = 10;
+  int runs_used = 0;
+  int runs_scheduled = 0;
+  int runs_left_out = 0;
+};
+
 struct JobFit {
+  // Criterion "improvement" (the paper's): the stages advice stands on. When
+  // the job has training-run evidence (plain or full runs) these are the
+  // run-based stages, and probe / imported-optima stages go to set_aside.
   std::vector<StageFit> stages;              // ascending stage loss
   std::vector<SkippedStage> skipped_stages;
   DriftFit drift;
-  std::optional<LossCurve> loss_curve;       // absent without plain-run records
+  std::vector<StageFit> set_aside;           // short-horizon stages not used for advice
+  StageSet fastest;                          // criterion "fastest" (runs only)
+  std::optional<RunEvidenceSummary> runs;    // present when the job has plain runs
+  using LossCurveOpt = std::optional<LossCurve>;
+  LossCurveOpt loss_curve;                   // absent without plain-run records
   std::vector<NoiseScaleSeries> noise_scale; // one per run with grad stats
   std::vector<SpeedDataFit> speed_data;      // one per target loss with >= 3 B
   std::vector<std::string> notes;            // what was skipped and why
@@ -85,6 +119,11 @@ absl::StatusOr<StageFit> FitStage(int64_t stage_id, double stage_loss,
                                   const std::vector<ProbePoint>& probes,
                                   const std::vector<MeasuredOptimum>& measured,
                                   const FitOptions& options = {});
+
+// Fits one stage of the fastest criterion from its steps points.
+absl::StatusOr<StageFit> FitFastestStage(int64_t stage_id, double stage_loss,
+                                         const std::vector<StepsPoint>& points,
+                                         const FitOptions& options = {});
 
 // Fits a job. Errors: kInvalidArgument (any bad input), kFailedPrecondition
 // (no stage could be fitted; the message lists each stage's reason).

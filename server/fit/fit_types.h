@@ -13,6 +13,7 @@
 #define SURGE_SERVER_FIT_FIT_TYPES_H_
 
 #include <cmath>
+#include <string>
 
 namespace surge::fit {
 
@@ -48,6 +49,26 @@ struct Estimate {
   double se = NAN;
   Interval Ci95() const { return {value - kZ95 * se, value + kZ95 * se}; }
 };
+
+// Where an optimum's evidence came from (bits; a stage may mix several).
+//   kProbes:    k-step probes from a checkpoint (short horizon).
+//   kFullRuns:  declared full runs (PROTOCOL_FULL_RUN): from scratch to L*, then k steps.
+//   kPlainRuns: ordinary training runs, read as full runs at targets chosen from the data.
+//   kMeasured:  optima imported with AddOptima.
+enum EvidenceKind : int { kProbes = 1, kFullRuns = 2, kPlainRuns = 4, kMeasured = 8 };
+
+// True when the evidence mask holds training runs (full or plain): the
+// evidence that advice for training stands on.
+inline bool HasRunEvidence(int mask) { return (mask & (kFullRuns | kPlainRuns)) != 0; }
+
+// "plain_runs+full_runs", "probes", "measured", ... ("none" for 0).
+std::string EvidenceNames(int mask);
+
+// Which optimum a stage's LR is: the paper's criterion (the largest loss
+// fall over the k steps after the stage) or the fewest steps to the stage's
+// target loss (runs only).
+enum class Criterion { kImprovement = 0, kFastest = 1 };
+const char* CriterionName(Criterion c);
 
 inline bool AllFinite(double v) { return std::isfinite(v); }
 template <typename... Ts>

@@ -18,6 +18,24 @@ const char* CensoringName(Censoring c) {
   return "unknown";
 }
 
+std::string EvidenceNames(int mask) {
+  std::string out;
+  auto add = [&](int bit, const char* name) {
+    if ((mask & bit) == 0) return;
+    if (!out.empty()) out += "+";
+    out += name;
+  };
+  add(kPlainRuns, "plain_runs");
+  add(kFullRuns, "full_runs");
+  add(kProbes, "probes");
+  add(kMeasured, "measured");
+  return out.empty() ? "none" : out;
+}
+
+const char* CriterionName(Criterion c) {
+  return c == Criterion::kFastest ? "fastest" : "improvement";
+}
+
 int NumParams(ModelKind kind) {
   switch (kind) {
     case ModelKind::kSurge:

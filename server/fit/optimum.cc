@@ -81,7 +81,7 @@ absl::Status ValidateProbePoint(const ProbePoint& p) {
         "stage ", p.stage_id, ", batch size ", p.batch_size,
         ": lr must be finite and > 0, got ", p.lr));
   }
-  if (!AllFinite(p.improvement)) {
+  if (p.reached && !AllFinite(p.improvement)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stage ", p.stage_id, ", batch size ", p.batch_size, ", lr ", p.lr,
         ": improvement must be finite, got ", p.improvement));
@@ -118,16 +118,33 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
       return absl::InvalidArgumentError("ExtractOptimum: points of several batch sizes");
     }
   }
-  const std::vector<LrGroup> g = GroupByLr(points);
+  std::vector<ProbePoint> reached;
+  double unreached_lo = HUGE_VAL, unreached_hi = -HUGE_VAL;  // ln lr of censored runs
+  for (const ProbePoint& p : points) {
+    if (p.reached) {
+      reached.push_back(p);
+    } else {
+      unreached_lo = std::min(unreached_lo, std::log(p.lr));
+      unreached_hi = std::max(unreached_hi, std::log(p.lr));
+    }
+  }
+  const std::vector<LrGroup> g = GroupByLr(reached);
   const int m = static_cast<int>(g.size());
   BatchOptimum out;
   out.batch_size = points[0].batch_size;
   out.n_lrs = m;
-  out.n_points = static_cast<int>(points.size());
+  out.n_points = static_cast<int>(reached.size());
+  out.n_censored = static_cast<int>(points.size() - reached.size());
   std::set<int64_t> seeds;
   for (const ProbePoint& p : points) seeds.insert(p.seed);
   out.n_seeds = static_cast<int>(seeds.size());
   if (m < 3) {
+    if (out.n_censored > 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "batch size %g: need >= 3 distinct learning rates that reach the target, have %d "
+          "(%d runs never reached it)",
+          out.batch_size, m, out.n_censored));
+    }
     return absl::FailedPreconditionError(absl::StrFormat(
         "batch size %g: need >= 3 distinct learning rates, have %d", out.batch_size, m));
   }
@@ -135,6 +152,16 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
   int k = 0;
   for (int j = 1; j < m; ++j) {
     if (g[j].mean > g[k].mean) k = j;
+  }
+  // The argmax on the edge of the reached LRs with a censored run beyond it:
+  // the optimum lies between, a point one grid step wide.
+  const bool beyond_hi = k == m - 1 && unreached_hi > g[k].x + 1e-9;
+  const bool beyond_lo = k == 0 && unreached_lo < g[k].x - 1e-9;
+  if (beyond_hi || beyond_lo) {
+    out.ln_lr_opt = g[k].x;
+    out.ln_lr_opt_se = std::fabs(g[k].x - g[k == 0 ? 1 : m - 2].x);
+    out.se_source = SeSource::kGridStep;
+    return out;
   }
   // Censored at a grid edge: a bound half a step inside the grid.
   if (k == 0 || k == m - 1) {

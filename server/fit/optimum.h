@@ -30,7 +30,12 @@ struct ProbePoint {
   double batch_size = 0.0;   // > 0
   double lr = 0.0;           // > 0
   int64_t seed = 0;
-  double improvement = 0.0;  // dL = L0 - L(after k steps); finite
+  double improvement = 0.0;  // dL = L0 - L(after k steps); finite when reached
+  // False for a run that never reached the stage's target loss (censored):
+  // it has no improvement, but its LR is a grid point the optimum cannot be
+  // beyond (see ExtractOptimum).
+  bool reached = true;
+  int kind = kProbes;        // EvidenceKind
 };
 
 // An optimum measured elsewhere.
@@ -61,6 +66,8 @@ struct BatchOptimum {
   int n_lrs = 0;     // distinct LRs on the grid
   int n_seeds = 0;   // distinct seeds
   int n_points = 0;  // raw points used
+  int n_censored = 0;  // runs at this batch size that never reached the stage (runs only)
+  double steps_at_opt = NAN;  // fastest criterion: fitted steps to the target at the optimum
 };
 
 // Checks one point: finite fields, B > 0, lr > 0. kInvalidArgument naming the field.
@@ -68,6 +75,11 @@ absl::Status ValidateProbePoint(const ProbePoint& p);
 absl::Status ValidateMeasuredOptimum(const MeasuredOptimum& m);
 
 // The optimum at one batch size from that batch size's points (one stage).
+// Points with reached == false (runs that never got to the target) carry no
+// improvement; they only extend the grid: when the argmax sits on the edge of
+// the reached LRs but a larger (smaller) LR was tried and never reached the
+// target, the optimum is the grid argmax with an SE of one grid step (a
+// point), not a bound.
 // Errors: kInvalidArgument (bad point), kFailedPrecondition (fewer than 3
 // distinct LRs: "batch size 64: need >= 3 distinct learning rates, have 1").
 absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& points);

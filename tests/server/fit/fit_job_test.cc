@@ -79,7 +79,7 @@ TEST(FitJobTest, BadInputTable) {
        absl::StatusCode::kFailedPrecondition, "need >= 3 distinct learning rates, have 1"},
       {"no evidence",
        [](JobInput& in) { in.measured_optima.clear(); },
-       absl::StatusCode::kFailedPrecondition, "no probe points or measured optima"},
+       absl::StatusCode::kFailedPrecondition, "no probe points, measured optima or training runs"},
       {"nan loss record",
        [](JobInput& in) { in.loss_curve[5].loss = NAN; },
        absl::StatusCode::kInvalidArgument, "loss curve"},
