@@ -70,10 +70,13 @@ absl::Status ShowJob(client::SurgeClient& client, const std::string& name, bool 
 }
 
 absl::Status CreateJob(client::SurgeClient& client, const std::string& name,
-                       const std::string& unit, const std::string& description, bool json) {
+                       const std::string& unit, const std::string& description,
+                       const std::vector<double>& targets, int k, bool json) {
   surge::v1::Job job;
   job.set_name(name);
   job.set_description(description);
+  for (double t : targets) job.add_target_losses(t);
+  job.set_k_steps(k);
   if (unit == "examples") {
     job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
   } else if (unit == "tokens") {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "client/cpp/surge_client.h"
@@ -22,8 +23,11 @@ struct ImportArgs {
 
 absl::Status ListJobs(client::SurgeClient& client, bool json);
 absl::Status ShowJob(client::SurgeClient& client, const std::string& job, bool json);
+// `targets` (target losses for plain runs) and `k` (0: default) are the
+// job's declared evidence settings.
 absl::Status CreateJob(client::SurgeClient& client, const std::string& job,
-                       const std::string& unit, const std::string& description, bool json);
+                       const std::string& unit, const std::string& description,
+                       const std::vector<double>& targets, int k, bool json);
 absl::Status DeleteJob(client::SurgeClient& client, const std::string& job, bool json);
 absl::Status ListRuns(client::SurgeClient& client, const std::string& job, bool json);
 absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
@@ -32,9 +36,13 @@ absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
 // by the CSV header (see `surge import --help`).
 absl::Status Import(client::SurgeClient& client, const ImportArgs& args);
 
-absl::Status ShowFit(client::SurgeClient& client, const std::string& job, bool json);
+// With `targets` or `k` set, the fit is computed ad hoc with those plain-run
+// settings (not stored).
+absl::Status ShowFit(client::SurgeClient& client, const std::string& job,
+                     const std::vector<double>& targets, int k, bool json);
+// `criterion`: "improvement" (default) or "fastest".
 absl::Status Advise(client::SurgeClient& client, const std::string& job, double batch_size,
-                    std::optional<int64_t> step, bool json);
+                    std::optional<int64_t> step, const std::string& criterion, bool json);
 
 }  // namespace surge::cli
 

@@ -37,10 +37,77 @@ std::string BNoiseText(surge::v1::BNoiseKind kind, double value, const surge::v1
   }
 }
 
+// One stage: optima, surge law, models, verdict.
+void PrintStage(const surge::v1::StageFit& stage) {
+  const bool runs = stage.runs() > 0;
+  std::string source =
+      runs ? absl::StrFormat("%d runs (%d never reached the target), evidence %s", stage.runs(),
+                             stage.censored_runs(), stage.evidence())
+           : absl::StrFormat("%d probe points, evidence %s", stage.probe_points(),
+                             stage.evidence().empty() ? "probes" : stage.evidence());
+  std::cout << absl::StrFormat("\nstage %d (loss %.4g), criterion %s: %d optima from %s\n",
+                               stage.stage_id(), stage.stage_loss(),
+                               stage.criterion().empty() ? "improvement" : stage.criterion(),
+                               stage.optima_size(), source);
+  const bool fastest = stage.criterion() == "fastest";
+  std::vector<std::string> header = {"  BATCH", "LR_OPT", "95%", "KIND", "LRS", "SEEDS", "SE_FROM"};
+  if (runs) header.push_back("CENSORED");
+  if (fastest) header.push_back("STEPS");
+  std::vector<std::vector<std::string>> rows = {header};
+  for (const auto& o : stage.optima()) {
+    std::string kind = o.censoring() == surge::v1::CENSORING_NONE ? "point"
+                       : o.censoring() == surge::v1::CENSORING_UPPER_BOUND
+                           ? "<= (grid low edge)"
+                           : ">= (grid high edge)";
+    double lo = o.lr_opt() * std::exp(-1.96 * o.ln_lr_opt_se());
+    double hi = o.lr_opt() * std::exp(1.96 * o.ln_lr_opt_se());
+    std::vector<std::string> row = {
+        absl::StrCat("  ", G(o.batch_size())), G(o.lr_opt()),
+        o.censoring() == surge::v1::CENSORING_NONE ? absl::StrFormat("[%s, %s]", G(lo), G(hi))
+                                                   : "-",
+        kind, absl::StrCat(o.n_lrs()), absl::StrCat(o.n_seeds()), o.se_source()};
+    if (runs) row.push_back(absl::StrCat(o.n_censored()));
+    if (fastest) row.push_back(G(o.steps_at_opt()));
+    rows.push_back(row);
+  }
+  PrintTable(rows);
+  for (const auto& s : stage.skipped()) std::cout << "  skipped: " << s << "\n";
+  const auto& surge = stage.surge();
+  std::cout << "  surge law: " << surge.identification() << "; B_noise "
+            << BNoiseText(surge.b_noise_kind(), surge.b_noise(), surge.b_noise_ci95());
+  if (surge.b_noise_kind() == surge::v1::B_NOISE_KIND_POINT) {
+    std::cout << "; eps_max " << G(surge.eps_max()) << " 95% " << Range(surge.eps_max_ci95());
+  }
+  std::cout << "\n";
+  std::vector<std::vector<std::string>> models = {{"  MODEL", "AICc", "WEIGHT", "NOTE"}};
+  for (const auto& m : stage.models()) {
+    models.push_back({absl::StrCat("  ", m.model()), G(m.aicc()),
+                      absl::StrFormat("%.3f", m.weight()), m.note()});
+  }
+  PrintTable(models);
+  std::cout << "  surge supported by the data: " << VerdictText(stage.verdict()) << " ("
+            << stage.verdict_reason() << ")\n";
+}
+
+void PrintDrift(const surge::v1::DriftFit& drift, int stages, const char* what) {
+  if (drift.mode() == "linear") {
+    std::cout << absl::StrFormat("\n%sdrift: ln B_noise = %.3g - (1/alpha) ln L, alpha %.3g +- %.2g\n",
+                                 what, drift.c0(), drift.alpha(), drift.alpha_se());
+  } else if (stages > 0) {
+    std::cout << "\n" << what << "drift: " << drift.mode()
+              << " (needs >= 2 stages with an identified peak)\n";
+  }
+}
+
 }  // namespace
 
-absl::Status ShowFit(client::SurgeClient& client, const std::string& job, bool json) {
-  auto fit = client.GetFit(job);
+absl::Status ShowFit(client::SurgeClient& client, const std::string& job,
+                     const std::vector<double>& targets, int k, bool json) {
+  surge::v1::GetFitRequest request;
+  request.set_job(job);
+  for (double t : targets) request.add_target_losses(t);
+  request.set_k_steps(k);
+  auto fit = client.GetFit(request);
   if (!fit.ok()) return fit.status();
   if (json) {
     std::cout << ToJson(*fit) << "\n";
@@ -48,59 +115,52 @@ absl::Status ShowFit(client::SurgeClient& client, const std::string& job, bool j
   }
   const auto& in = fit->inputs();
   std::cout << absl::StrFormat(
-      "job %s, fit v%d (%s UTC, %.1f ms): %d probe points, %d measured optima, %d stages, "
+      "job %s, fit %s (%s UTC, %.1f ms): %d plain runs, %d probe points, %d measured optima, "
       "%d loss-curve points%s\n",
-      job, fit->version(), FormatTimeUs(fit->create_time_us()), fit->fit_ms(), in.probe_points(),
-      in.measured_optima(), in.stages(), in.loss_points(),
+      job, fit->version() > 0 ? absl::StrCat("v", fit->version()) : "ad hoc (not stored)",
+      FormatTimeUs(fit->create_time_us()), fit->fit_ms(), in.plain_runs(), in.probe_points(),
+      in.measured_optima(), in.loss_points(),
       in.loss_curve_run().empty() ? "" : absl::StrCat(" (run ", in.loss_curve_run(), ")"));
-  if (!fit->error().empty()) std::cout << "no fit: " << fit->error() << "\n";
-  for (const auto& stage : fit->stages()) {
-    std::cout << absl::StrFormat("\nstage %d (loss %.4g): %d optima from %d probe points\n",
-                                 stage.stage_id(), stage.stage_loss(), stage.optima_size(),
-                                 stage.probe_points());
-    std::vector<std::vector<std::string>> rows = {
-        {"  BATCH", "LR_OPT", "95%", "KIND", "LRS", "SEEDS", "SE_FROM"}};
-    for (const auto& o : stage.optima()) {
-      std::string kind = o.censoring() == surge::v1::CENSORING_NONE ? "point"
-                         : o.censoring() == surge::v1::CENSORING_UPPER_BOUND
-                             ? "<= (grid low edge)"
-                             : ">= (grid high edge)";
-      double lo = o.lr_opt() * std::exp(-1.96 * o.ln_lr_opt_se());
-      double hi = o.lr_opt() * std::exp(1.96 * o.ln_lr_opt_se());
-      rows.push_back({absl::StrCat("  ", G(o.batch_size())), G(o.lr_opt()),
-                      o.censoring() == surge::v1::CENSORING_NONE
-                          ? absl::StrFormat("[%s, %s]", G(lo), G(hi))
-                          : "-",
-                      kind, absl::StrCat(o.n_lrs()), absl::StrCat(o.n_seeds()), o.se_source()});
-    }
-    PrintTable(rows);
-    for (const auto& s : stage.skipped()) std::cout << "  skipped: " << s << "\n";
-    const auto& surge = stage.surge();
-    std::cout << "  surge law: " << surge.identification() << "; B_noise "
-              << BNoiseText(surge.b_noise_kind(), surge.b_noise(), surge.b_noise_ci95());
-    if (surge.b_noise_kind() == surge::v1::B_NOISE_KIND_POINT) {
-      std::cout << "; eps_max " << G(surge.eps_max()) << " 95% " << Range(surge.eps_max_ci95());
-    }
-    std::cout << "\n";
-    std::vector<std::vector<std::string>> models = {{"  MODEL", "AICc", "WEIGHT", "NOTE"}};
-    for (const auto& m : stage.models()) {
-      models.push_back({absl::StrCat("  ", m.model()), G(m.aicc()),
-                        absl::StrFormat("%.3f", m.weight()), m.fitted() ? m.note() : m.note()});
-    }
-    PrintTable(models);
-    std::cout << "  surge supported by the data: " << VerdictText(stage.verdict()) << " ("
-              << stage.verdict_reason() << ")\n";
+  if (fit->has_runs()) {
+    const auto& r = fit->runs();
+    std::vector<std::string> ts;
+    for (double t : r.target_losses()) ts.push_back(G(t));
+    std::cout << absl::StrFormat(
+        "plain runs: %d used (%d scheduled, %d left out); loss signal %s; targets %s (%s); k = %d\n",
+        r.runs_used(), r.runs_scheduled(), r.runs_left_out(), r.signal(),
+        ts.empty() ? "none" : absl::StrJoin(ts, ", "),
+        r.targets_from_data() ? "chosen from the data" : "declared", r.k_steps());
   }
+  if (!fit->error().empty()) std::cout << "no fit: " << fit->error() << "\n";
+  if (fit->stages_size() > 0) {
+    std::cout << "\n== criterion improvement (the paper's: largest loss fall over k steps after "
+                 "the stage); advice answers with this by default\n";
+  }
+  for (const auto& stage : fit->stages()) PrintStage(stage);
   for (const auto& s : fit->skipped_stages()) {
     std::cout << absl::StrFormat("\nstage %d (loss %.4g) not fitted: %s\n", s.stage_id(),
                                  s.stage_loss(), s.reason());
   }
-  if (fit->drift().mode() == "linear") {
-    std::cout << absl::StrFormat("\ndrift: ln B_noise = %.3g - (1/alpha) ln L, alpha %.3g +- %.2g\n",
-                                 fit->drift().c0(), fit->drift().alpha(), fit->drift().alpha_se());
-  } else if (fit->stages_size() > 0) {
-    std::cout << "\ndrift: " << fit->drift().mode()
-              << " (needs >= 2 stages with an identified peak)\n";
+  PrintDrift(fit->drift(), fit->stages_size(), "");
+  if (fit->fastest_stages_size() > 0 || fit->fastest_skipped_stages_size() > 0) {
+    std::cout << "\n== criterion fastest (fewest steps to the target loss; "
+                 "`surge advise --criterion fastest`)\n";
+  }
+  for (const auto& stage : fit->fastest_stages()) PrintStage(stage);
+  for (const auto& s : fit->fastest_skipped_stages()) {
+    std::cout << absl::StrFormat("\nstage %d (loss %.4g) not fitted: %s\n", s.stage_id(),
+                                 s.stage_loss(), s.reason());
+  }
+  PrintDrift(fit->fastest_drift(), fit->fastest_stages_size(), "fastest criterion ");
+  if (fit->set_aside_stages_size() > 0) {
+    std::cout << "\n== set aside (short horizon: probes / imported optima; the training runs "
+                 "set the LR level)\n";
+  }
+  for (const auto& stage : fit->set_aside_stages()) PrintStage(stage);
+  for (const auto& s : fit->speed_data()) {
+    std::cout << absl::StrFormat(
+        "speed/data at loss %s: S_min %s, E_min %s, B_crit %s (%d batch sizes)\n",
+        G(s.target_loss()), G(s.s_min()), G(s.e_min()), G(s.b_crit()), s.n());
   }
   for (const auto& n : fit->noise_scale()) {
     std::cout << absl::StrFormat("B_simple (run %s): %s at step %d\n", n.run(),
@@ -111,8 +171,10 @@ absl::Status ShowFit(client::SurgeClient& client, const std::string& job, bool j
 }
 
 absl::Status Advise(client::SurgeClient& client, const std::string& job, double batch_size,
-                    std::optional<int64_t> step, bool json) {
-  auto advice = client.GetAdvice(job, batch_size, step);
+                    std::optional<int64_t> step, const std::string& criterion, bool json) {
+  auto advice = client.GetAdvice(job, batch_size, step,
+                                 criterion == "fastest" ? surge::v1::CRITERION_FASTEST
+                                                        : surge::v1::CRITERION_IMPROVEMENT);
   if (!advice.ok()) return advice.status();
   if (json) {
     std::cout << ToJson(*advice) << "\n";
@@ -125,12 +187,18 @@ absl::Status Advise(client::SurgeClient& client, const std::string& job, double 
   if (a.flags().extrapolated_in_loss()) flags.push_back("extrapolated_in_loss");
   if (a.flags().b_noise_bound_only()) flags.push_back("b_noise_bound_only");
   if (a.flags().surge_not_supported()) flags.push_back("surge_not_supported");
+  if (a.flags().short_horizon()) {
+    flags.push_back("short_horizon (probes only: the best LR for the next k steps, not for training)");
+  }
   std::vector<std::string> stages;
   for (int64_t s : a.stages_used()) stages.push_back(absl::StrCat(s));
-  std::cout << absl::StrFormat("job %s (fit v%d): batch %s%s, loss %.4g\n", job, a.fit_version(),
-                               G(a.batch_size()),
-                               a.has_step() ? absl::StrCat(" at step ", a.step()) : " (latest stage)",
-                               a.loss());
+  std::cout << absl::StrFormat(
+      "job %s (fit v%d): batch %s%s, loss %.4g%s, criterion %s\n", job, a.fit_version(),
+      G(a.batch_size()), a.has_step() ? absl::StrCat(" at step ", a.step()) : " (latest stage)",
+      a.loss(),
+      a.step_mapping() == "speed_data" ? " (reached at this step by a run at this batch size)" : "",
+      a.criterion() == surge::v1::CRITERION_FASTEST ? "fastest (fewest steps to the target)"
+                                                    : "improvement (the paper's)");
   PrintTable({
       {"  lr", absl::StrCat(G(a.lr()), "  95% ", Range(a.lr_ci95()))},
       {"  model", a.model()},
@@ -145,9 +213,14 @@ absl::Status Advise(client::SurgeClient& client, const std::string& job, double 
                                   "E/E_min %s",
                                   G(a.recommended_batch_size()), G(a.batch_size()),
                                   G(a.steps_ratio()), G(a.examples_ratio()))},
-      {"  evidence", absl::StrFormat("stages [%s], %d optima from %d probe points",
-                                     absl::StrJoin(stages, ", "), a.optima_used(),
-                                     a.probe_points_used())},
+      {"  evidence",
+       a.runs_used() > 0
+           ? absl::StrFormat("%s: stages [%s], %d optima from %d training runs", a.evidence(),
+                             absl::StrJoin(stages, ", "), a.optima_used(), a.runs_used())
+           : absl::StrFormat("%s: stages [%s], %d optima from %d probe points",
+                             a.evidence().empty() ? "probes" : a.evidence(),
+                             absl::StrJoin(stages, ", "), a.optima_used(),
+                             a.probe_points_used())},
       {"  surge", absl::StrCat("supported by the data: ", VerdictText(a.verdict()), " (",
                                a.verdict_reason(), ")")},
       {"  flags", flags.empty() ? "none" : absl::StrJoin(flags, ", ")},

@@ -26,7 +26,7 @@ namespace {
 absl::Status EnsureJob(client::SurgeClient& client, const ImportArgs& args) {
   auto job = client.GetJob(args.job);
   if (absl::IsNotFound(job.status())) {
-    return CreateJob(client, args.job, args.unit, "", /*json=*/false);
+    return CreateJob(client, args.job, args.unit, "", {}, 0, /*json=*/false);
   }
   return job.status();
 }
@@ -136,7 +136,7 @@ absl::Status Import(client::SurgeClient& client, const ImportArgs& args) {
 
   auto job = client.GetJob(args.job);
   if (absl::IsNotFound(job.status())) {
-    absl::Status created = CreateJob(client, args.job, args.unit, "", /*json=*/false);
+    absl::Status created = CreateJob(client, args.job, args.unit, "", {}, 0, /*json=*/false);
     if (!created.ok()) return created;
   } else if (!job.ok()) {
     return job.status();

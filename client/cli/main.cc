@@ -34,6 +34,15 @@ int main(int argc, char** argv) {
   job_create->add_option("--unit", unit, "batch-size unit: examples or tokens")
       ->check(CLI::IsMember({"examples", "tokens"}));
   job_create->add_option("--description", description, "free text");
+  std::vector<double> targets;
+  int k_steps = 0;
+  job_create->add_option("--targets", targets,
+                         "target losses at which plain runs are compared (default: chosen "
+                         "from the data)")
+      ->delimiter(',');
+  job_create->add_option("--k", k_steps, "steps after a target for the paper's improvement "
+                                         "(default 10)")
+      ->check(CLI::Range(1, 100000));
   job_create->add_flag("--json", json, "print the created Job as JSON");
   auto* job_delete = job->add_subcommand("delete", "Delete a job with all its runs and records");
   job_delete->add_option("job", job_name, "job name")->required();
@@ -77,10 +86,19 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   advise->add_option("--step", step, "training step (default: the latest stage)")
       ->check(CLI::NonNegativeNumber);
+  std::string criterion = "improvement";
+  advise->add_option("--criterion", criterion,
+                     "improvement: largest loss fall over k steps after the stage (the "
+                     "paper's); fastest: fewest steps to the stage's target loss (runs only)")
+      ->check(CLI::IsMember({"improvement", "fastest"}));
   advise->add_flag("--json", json, "print the Advice as JSON (the LR is field `lr`)");
 
   auto* fit = app.add_subcommand("fit", "Show the job's fit: per-batch optima, models, drift");
   fit->add_option("--job", job_name, "job name")->required();
+  fit->add_option("--targets", targets,
+                  "ad hoc target losses for plain runs, e.g. 0.8,0.6 (computed now, not stored)")
+      ->delimiter(',');
+  fit->add_option("--k", k_steps, "ad hoc k for plain runs")->check(CLI::Range(1, 100000));
   fit->add_flag("--json", json, "print the Fit as JSON");
 
   CLI11_PARSE(app, argc, argv);
@@ -96,7 +114,7 @@ int main(int argc, char** argv) {
   } else if (*job_show) {
     status = surge::cli::ShowJob(client, job_name, json);
   } else if (*job_create) {
-    status = surge::cli::CreateJob(client, job_name, unit, description, json);
+    status = surge::cli::CreateJob(client, job_name, unit, description, targets, k_steps, json);
   } else if (*job_delete) {
     status = surge::cli::DeleteJob(client, job_name, json);
   } else if (*runs) {
@@ -107,9 +125,10 @@ int main(int argc, char** argv) {
     status = surge::cli::Import(client, import_args);
   } else if (*advise) {
     status = surge::cli::Advise(client, job_name, batch_size,
-                                step >= 0 ? std::optional<int64_t>(step) : std::nullopt, json);
+                                step >= 0 ? std::optional<int64_t>(step) : std::nullopt,
+                                criterion, json);
   } else if (*fit) {
-    status = surge::cli::ShowFit(client, job_name, json);
+    status = surge::cli::ShowFit(client, job_name, targets, k_steps, json);
   }
   if (!status.ok()) {
     std::cerr << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";

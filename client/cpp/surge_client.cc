@@ -114,13 +114,19 @@ absl::StatusOr<surge::v1::Fit> SurgeClient::GetFit(const std::string& job) {
   SURGE_UNARY_CALL(GetFit, request, surge::v1::Fit);
 }
 
+absl::StatusOr<surge::v1::Fit> SurgeClient::GetFit(const surge::v1::GetFitRequest& request) {
+  SURGE_UNARY_CALL(GetFit, request, surge::v1::Fit);
+}
+
 absl::StatusOr<surge::v1::Advice> SurgeClient::GetAdvice(const std::string& job,
                                                          double batch_size,
-                                                         std::optional<int64_t> step) {
+                                                         std::optional<int64_t> step,
+                                                         surge::v1::Criterion criterion) {
   surge::v1::GetAdviceRequest request;
   request.set_job(job);
   request.set_batch_size(batch_size);
   if (step) request.set_step(*step);
+  request.set_criterion(criterion);
   SURGE_UNARY_CALL(GetAdvice, request, surge::v1::Advice);
 }
 

@@ -45,8 +45,11 @@ class SurgeClient {
   absl::StatusOr<surge::v1::AddOptimaResponse> AddOptima(
       const std::string& job, const std::vector<surge::v1::MeasuredOptimum>& optima);
   absl::StatusOr<surge::v1::Fit> GetFit(const std::string& job);
-  absl::StatusOr<surge::v1::Advice> GetAdvice(const std::string& job, double batch_size,
-                                              std::optional<int64_t> step);
+  // Ad hoc plain-run settings (target losses, k); the fit is computed now.
+  absl::StatusOr<surge::v1::Fit> GetFit(const surge::v1::GetFitRequest& request);
+  absl::StatusOr<surge::v1::Advice> GetAdvice(
+      const std::string& job, double batch_size, std::optional<int64_t> step,
+      surge::v1::Criterion criterion = surge::v1::CRITERION_IMPROVEMENT);
   // Streams fits of `job` to `sink` until it returns false, `timeout` passes
   // (then OK), or the stream fails.
   absl::Status WatchFits(const std::string& job, absl::Duration timeout,

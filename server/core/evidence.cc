@@ -52,15 +52,14 @@ int64_t Seed(const surge::v1::Run& run) {
 // Full runs (PROTOCOL_FULL_RUN with a target loss L*): S = the first record
 // whose eval loss is <= L* (E = its examples), the improvement is
 // eval_loss(S) - eval_loss(last record), the k steps after S. Each reached
-// run is a probe point of the stage "L*" (stage id = round(L* x 10^6)); per
-// batch size the fewest steps to L* over the LRs (the optimal LR's run) is
-// a speed point for S(B) = S_min + E_min / B.
+// run is a probe point of the stage "L*" (stage id = round(L* x 10^6)), and
+// every run a steps point of that stage for the fastest criterion (censored
+// at its last step when it never reached L*); the fastest LR's steps per
+// batch size then feed S(B) = S_min + E_min / B.
 absl::Status AddFullRuns(store::SqliteStore& reader,
                          const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
                          Evidence& ev) {
   int not_reached = 0;
-  // (target, batch) -> fewest steps.
-  absl::flat_hash_map<std::pair<double, int64_t>, int64_t> fastest;
   for (const auto& [id, run] : runs) {
     if (run.protocol() != surge::v1::PROTOCOL_FULL_RUN || !run.has_target_loss()) continue;
     if (run.record_count() == 0) continue;
@@ -82,6 +81,17 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
       }
     }
     const surge::v1::Record& last = records.back();
+    fit::StepsPoint sp;
+    sp.stage_id = static_cast<int64_t>(std::llround(target * 1e6));
+    sp.stage_loss = target;
+    sp.batch_size = static_cast<double>(run.batch_size());
+    sp.lr = run.base_lr() > 0 ? run.base_lr() : last.lr();
+    sp.seed = Seed(run);
+    sp.kind = fit::kFullRuns;
+    sp.reached = hit != nullptr;
+    sp.steps = static_cast<double>(hit != nullptr ? hit->step() : last.step());
+    sp.examples = static_cast<double>(hit != nullptr ? hit->examples() : last.examples());
+    if (sp.lr > 0 && (sp.steps > 0 || !sp.reached)) ev.input.steps_points.push_back(sp);
     if (hit == nullptr || last.step() <= hit->step() || !last.has_eval_loss()) {
       ++not_reached;
       continue;
@@ -93,16 +103,8 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
     p.lr = run.base_lr() > 0 ? run.base_lr() : hit->lr();
     p.seed = Seed(run);
     p.improvement = hit->eval_loss() - last.eval_loss();
+    p.kind = fit::kFullRuns;
     ev.input.probe_points.push_back(p);
-    auto key = std::make_pair(target, run.batch_size());
-    auto [it, inserted] = fastest.try_emplace(key, hit->step());
-    if (!inserted) it->second = std::min(it->second, hit->step());
-  }
-  for (const auto& [key, steps] : fastest) {
-    if (steps > 0) {
-      ev.input.speed_points.push_back(
-          {key.first, static_cast<double>(key.second), static_cast<double>(steps)});
-    }
   }
   if (not_reached > 0) {
     ev.notes.push_back(absl::StrCat(not_reached,
@@ -112,12 +114,43 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
   return absl::OkStatus();
 }
 
+// Plain runs: every record, as columns, for the run evidence (fit::RunSeries).
+absl::Status AddPlainRuns(store::SqliteStore& reader,
+                          const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
+                          Evidence& ev) {
+  for (const auto& [id, run] : runs) {
+    if (run.protocol() != surge::v1::PROTOCOL_PLAIN || run.record_count() == 0) continue;
+    SURGE_ASSIGN_OR_RETURN(store::RunColumns cols, reader.ReadRunColumns(id));
+    fit::RunSeries series;
+    series.name = run.name();
+    series.batch_size = static_cast<double>(run.batch_size());
+    series.base_lr = run.base_lr();
+    series.seed = Seed(run);
+    series.steps = std::move(cols.steps);
+    series.examples = std::move(cols.examples);
+    series.lr = std::move(cols.lr);
+    series.loss = std::move(cols.loss);
+    series.eval_loss = std::move(cols.eval_loss);
+    ev.input.runs.push_back(std::move(series));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
-                                                const std::string& job) {
+                                                const std::string& job,
+                                                const EvidenceOverrides& overrides) {
   Evidence ev;
   SURGE_ASSIGN_OR_RETURN(auto runs, reader.ListRunsWithIds(job));
   SURGE_ASSIGN_OR_RETURN(surge::v1::Job job_row, reader.GetJob(job));
   ev.summary.set_records_seen(job_row.record_count());
+  fit::RunEvidenceOptions& ro = ev.input.run_options;
+  ro.k_steps = overrides.k_steps > 0 ? overrides.k_steps
+                                     : (job_row.k_steps() > 0 ? job_row.k_steps() : 10);
+  if (!overrides.target_losses.empty()) {
+    ro.targets = overrides.target_losses;
+  } else {
+    ro.targets.assign(job_row.target_losses().begin(), job_row.target_losses().end());
+  }
 
   // Probe runs: improvement = parent loss - loss of the last record.
   int unmeasured = 0;
@@ -142,6 +175,7 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
     ev.notes.push_back(absl::StrCat(unmeasured, " probe runs have no records yet"));
   }
   SURGE_RETURN_IF_ERROR(AddFullRuns(reader, runs, ev));
+  SURGE_RETURN_IF_ERROR(AddPlainRuns(reader, runs, ev));
 
   // Measured optima.
   SURGE_ASSIGN_OR_RETURN(int64_t job_id, reader.JobId(job));
@@ -185,6 +219,7 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
   ev.summary.set_probe_points(static_cast<int>(ev.input.probe_points.size()));
   ev.summary.set_measured_optima(static_cast<int>(ev.input.measured_optima.size()));
   ev.summary.set_loss_points(static_cast<int>(ev.input.loss_curve.size()));
+  ev.summary.set_plain_runs(static_cast<int>(ev.input.runs.size()));
   ev.summary.set_grad_stat_records(static_cast<int>(ev.input.grad_stats.size()));
   absl::flat_hash_map<int64_t, bool> stages;
   for (const auto& p : ev.input.probe_points) stages[p.stage_id] = true;
@@ -195,11 +230,12 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
 
 }  // namespace
 
-absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job) {
+absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job,
+                                      const EvidenceOverrides& overrides) {
   // One snapshot for all of LoadEvidenceInSnapshot's queries: records that
   // commit while they run are either all in this evidence or all in the next
   // fit's.
-  return reader.ReadSnapshot([&] { return LoadEvidenceInSnapshot(reader, job); });
+  return reader.ReadSnapshot([&] { return LoadEvidenceInSnapshot(reader, job, overrides); });
 }
 
 }  // namespace surge::core

@@ -19,9 +19,19 @@ struct Evidence {
   std::vector<std::string> notes;  // what was left out and why
 };
 
-// Reads everything a fit needs for `job` through `reader`.
-// Errors: NOT_FOUND (job), INTERNAL (storage).
-absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job);
+// Ad hoc settings for plain runs that replace the job's declared ones
+// (GetFit with target_losses / k_steps; `surge fit --targets`).
+struct EvidenceOverrides {
+  std::vector<double> target_losses;  // empty: the job's
+  int k_steps = 0;                    // 0: the job's
+};
+
+// Reads everything a fit needs for `job` through `reader`: probe runs, full
+// runs, measured optima, every plain run's records (as columns: step,
+// examples, lr, loss, eval_loss), the loss-curve run's sample and gradient
+// statistics. Errors: NOT_FOUND (job), INTERNAL (storage).
+absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job,
+                                      const EvidenceOverrides& overrides = {});
 
 }  // namespace surge::core
 

@@ -89,6 +89,8 @@ void StageToProto(const fit::StageFit& s, surge::v1::StageFit* out) {
     p->set_n_lrs(o.n_lrs);
     p->set_n_seeds(o.n_seeds);
     p->set_n_points(o.n_points);
+    p->set_n_censored(o.n_censored);
+    p->set_steps_at_opt(o.steps_at_opt);
     x_lo = std::min(x_lo, std::log(o.batch_size));
     x_hi = std::max(x_hi, std::log(o.batch_size));
   }
@@ -159,27 +161,51 @@ void StageToProto(const fit::StageFit& s, surge::v1::StageFit* out) {
   out->set_verdict_reason(s.models.verdict_reason);
   out->set_surge_family_weight(s.models.surge_family_weight);
   out->set_monotone_weight(s.models.monotone_weight);
+  out->set_evidence(fit::EvidenceNames(s.evidence));
+  out->set_criterion(fit::CriterionName(s.criterion));
+  out->set_runs(s.n_runs);
+  out->set_censored_runs(s.n_censored_runs);
+}
+
+void SkippedToProto(const fit::SkippedStage& s, surge::v1::SkippedStage* p) {
+  p->set_stage_id(s.stage_id);
+  p->set_stage_loss(s.stage_loss);
+  p->set_reason(std::string(s.status.message()));
+}
+
+void DriftToProto(const fit::DriftFit& drift, surge::v1::DriftFit* d) {
+  d->set_mode(fit::DriftModeName(drift.mode));
+  for (int64_t id : drift.stage_ids) d->add_stage_ids(id);
+  d->set_alpha(drift.alpha.value);
+  d->set_alpha_se(drift.alpha.se);
+  d->set_c0(drift.b_coef[0]);
+  d->set_c1(drift.b_coef[1]);
+  d->set_d0(drift.a_coef[0]);
+  d->set_d1(drift.a_coef[1]);
 }
 
 }  // namespace
 
 void JobFitToProto(const fit::JobFit& fit, surge::v1::Fit* out) {
   for (const fit::StageFit& s : fit.stages) StageToProto(s, out->add_stages());
-  for (const fit::SkippedStage& s : fit.skipped_stages) {
-    surge::v1::SkippedStage* p = out->add_skipped_stages();
-    p->set_stage_id(s.stage_id);
-    p->set_stage_loss(s.stage_loss);
-    p->set_reason(std::string(s.status.message()));
+  for (const fit::SkippedStage& s : fit.skipped_stages) SkippedToProto(s, out->add_skipped_stages());
+  DriftToProto(fit.drift, out->mutable_drift());
+  for (const fit::StageFit& s : fit.fastest.stages) StageToProto(s, out->add_fastest_stages());
+  for (const fit::SkippedStage& s : fit.fastest.skipped) {
+    SkippedToProto(s, out->add_fastest_skipped_stages());
   }
-  surge::v1::DriftFit* d = out->mutable_drift();
-  d->set_mode(fit::DriftModeName(fit.drift.mode));
-  for (int64_t id : fit.drift.stage_ids) d->add_stage_ids(id);
-  d->set_alpha(fit.drift.alpha.value);
-  d->set_alpha_se(fit.drift.alpha.se);
-  d->set_c0(fit.drift.b_coef[0]);
-  d->set_c1(fit.drift.b_coef[1]);
-  d->set_d0(fit.drift.a_coef[0]);
-  d->set_d1(fit.drift.a_coef[1]);
+  DriftToProto(fit.fastest.drift, out->mutable_fastest_drift());
+  for (const fit::StageFit& s : fit.set_aside) StageToProto(s, out->add_set_aside_stages());
+  if (fit.runs.has_value()) {
+    surge::v1::RunEvidence* r = out->mutable_runs();
+    r->set_signal(fit::LossSignalName(fit.runs->signal));
+    for (double t : fit.runs->targets) r->add_target_losses(t);
+    r->set_targets_from_data(fit.runs->targets_from_data);
+    r->set_k_steps(fit.runs->k_steps);
+    r->set_runs_used(fit.runs->runs_used);
+    r->set_runs_scheduled(fit.runs->runs_scheduled);
+    r->set_runs_left_out(fit.runs->runs_left_out);
+  }
   for (const fit::NoiseScaleSeries& series : fit.noise_scale) {
     surge::v1::NoiseScaleSeries* p = out->add_noise_scale();
     p->set_run(series.run);
@@ -236,6 +262,12 @@ void AdviceToProto(const fit::Advice& a, surge::v1::Advice* out) {
   f->set_extrapolated_in_loss(a.flags.extrapolated_in_loss);
   f->set_b_noise_bound_only(a.flags.b_noise_bound_only);
   f->set_surge_not_supported(a.flags.surge_not_supported);
+  f->set_short_horizon(a.flags.short_horizon);
+  out->set_criterion(a.criterion == fit::Criterion::kFastest ? surge::v1::CRITERION_FASTEST
+                                                             : surge::v1::CRITERION_IMPROVEMENT);
+  out->set_evidence(a.evidence);
+  out->set_runs_used(a.runs_used);
+  out->set_step_mapping(a.step_mapping);
 }
 
 }  // namespace surge::core

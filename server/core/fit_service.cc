@@ -78,6 +78,29 @@ std::shared_ptr<const FitEntry> FitService::WaitNewer(const std::string& job,
   return found;
 }
 
+absl::StatusOr<surge::v1::Fit> FitService::ComputeAdHoc(const std::string& job,
+                                                        const EvidenceOverrides& overrides) {
+  absl::Time start = absl::Now();
+  Evidence evidence;
+  {
+    SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+    SURGE_ASSIGN_OR_RETURN(evidence, LoadEvidence(*reader, job, overrides));
+  }
+  absl::StatusOr<fit::JobFit> result = fit::FitJob(evidence.input, options_.fit);
+  surge::v1::Fit proto;
+  proto.set_job(job);
+  proto.set_create_time_us(absl::ToUnixMicros(absl::Now()));
+  *proto.mutable_inputs() = evidence.summary;
+  for (const auto& note : evidence.notes) proto.add_notes(note);
+  if (result.ok()) {
+    JobFitToProto(*result, &proto);
+  } else {
+    proto.set_error(std::string(result.status().message()));
+  }
+  proto.set_fit_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
+  return proto;
+}
+
 absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::string& job) {
   std::lock_guard<std::mutex> compute_lock(compute_mu_);
   absl::Time start = absl::Now();

@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/core/evidence.h"
 #include "server/core/reader_pool.h"
 #include "server/core/write_queue.h"
 #include "server/fit/fit_job.h"
@@ -72,6 +73,13 @@ class FitService {
   // nullptr on timeout or once stopping.
   std::shared_ptr<const FitEntry> WaitNewer(const std::string& job, int64_t after_version,
                                             absl::Duration timeout);
+
+  // A fit with ad hoc plain-run settings (GetFit with target_losses/k_steps):
+  // computed now on a reader, neither stored nor published (version 0). A
+  // job whose evidence cannot be fitted gives a Fit with `error` set.
+  // NOT_FOUND when the job does not exist.
+  absl::StatusOr<surge::v1::Fit> ComputeAdHoc(const std::string& job,
+                                              const EvidenceOverrides& overrides);
 
   // Drops a deleted job's state.
   void Forget(const std::string& job);

@@ -148,8 +148,16 @@ absl::StatusOr<std::shared_ptr<const FitEntry>> SurgeCore::LatestFit(const std::
 }
 
 absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest& request) {
-  SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
-  return entry->proto;
+  SURGE_RETURN_IF_ERROR(ValidateFitRequest(request));
+  if (request.target_losses().empty() && request.k_steps() == 0) {
+    SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
+    return entry->proto;
+  }
+  // Ad hoc settings: computed now, neither stored nor published (version 0).
+  EvidenceOverrides overrides;
+  overrides.target_losses.assign(request.target_losses().begin(), request.target_losses().end());
+  overrides.k_steps = request.k_steps();
+  return fits_->ComputeAdHoc(request.job(), overrides);
 }
 
 absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
@@ -163,7 +171,10 @@ absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
   std::optional<int64_t> step;
   if (request.has_step()) step = request.step();
   SURGE_ASSIGN_OR_RETURN(fit::Advice advice,
-                         fit::Advise(*entry->fit, request.batch_size(), step));
+                         fit::Advise(*entry->fit, request.batch_size(), step,
+                                     request.criterion() == surge::v1::CRITERION_FASTEST
+                                         ? fit::Criterion::kFastest
+                                         : fit::Criterion::kImprovement));
   surge::v1::Advice response;
   AdviceToProto(advice, &response);
   response.set_job(request.job());

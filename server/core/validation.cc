@@ -55,6 +55,25 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateEvidenceSettings(const google::protobuf::RepeatedField<double>& targets,
+                                      int k_steps, absl::string_view prefix) {
+  if (targets.size() > 16) {
+    return absl::InvalidArgumentError(absl::StrCat(prefix, "target_losses: at most 16, got ",
+                                                   targets.size()));
+  }
+  for (int i = 0; i < targets.size(); ++i) {
+    if (!std::isfinite(targets[i]) || targets[i] <= 0) {
+      return Bad(absl::StrCat(prefix, "target_losses[", i, "]"), "must be finite and > 0",
+                 targets[i]);
+    }
+  }
+  if (k_steps < 0 || k_steps > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "k_steps: must be in [0, 100000] (0: the default 10), got ", k_steps));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateJob(const surge::v1::Job& job) {
   SURGE_RETURN_IF_ERROR(ValidateName("job.name", job.name()));
   if (job.batch_unit() != surge::v1::BATCH_UNIT_EXAMPLES &&
@@ -65,7 +84,7 @@ absl::Status ValidateJob(const surge::v1::Job& job) {
   if (job.description().size() > 4096) {
     return absl::InvalidArgumentError("job.description: at most 4096 characters");
   }
-  return absl::OkStatus();
+  return ValidateEvidenceSettings(job.target_losses(), job.k_steps(), "job.");
 }
 
 absl::Status ValidateRun(const surge::v1::Run& run) {
@@ -209,7 +228,17 @@ absl::Status ValidateOptima(const surge::v1::AddOptimaRequest& request) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateFitRequest(const surge::v1::GetFitRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  return ValidateEvidenceSettings(request.target_losses(), request.k_steps(), "");
+}
+
 absl::Status ValidateAdviceRequest(const surge::v1::GetAdviceRequest& request) {
+  if (!surge::v1::Criterion_IsValid(request.criterion())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "criterion: unknown value ", request.criterion(),
+        " (CRITERION_IMPROVEMENT or CRITERION_FASTEST)"));
+  }
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
   if (!std::isfinite(request.batch_size()) || request.batch_size() <= 0) {
     return Bad("batch_size", "must be finite and > 0", request.batch_size());

@@ -37,6 +37,8 @@ absl::Status ValidateOptima(const surge::v1::AddOptimaRequest& request);
 
 // GetAdvice: job name, batch_size finite and > 0, step >= 0 when present.
 absl::Status ValidateAdviceRequest(const surge::v1::GetAdviceRequest& request);
+// GetFit: the job name, and ad hoc target_losses (finite, > 0, <= 16) and k_steps.
+absl::Status ValidateFitRequest(const surge::v1::GetFitRequest& request);
 
 }  // namespace surge::core
 

@@ -154,6 +154,8 @@ absl::StatusOr<JobFit> FitJob(const JobInput& input, const FitOptions& options) 
     steps.insert(steps.end(), ev.steps_points.begin(), ev.steps_points.end());
     std::map<double, std::set<double>> lrs_by_batch;
     for (const StepsPoint& p : steps) lrs_by_batch[p.batch_size].insert(p.lr);
+    // The used runs count even without a target (then there are no steps points).
+    for (const auto& [b, lr] : ev.run_coordinates) lrs_by_batch[b].insert(lr);
     int wide = 0;
     std::vector<std::string> have;
     for (const auto& [b, lrs] : lrs_by_batch) {
@@ -168,11 +170,13 @@ absl::StatusOr<JobFit> FitJob(const JobInput& input, const FitOptions& options) 
     }
   }
 
-  // Group the evidence by stage.
-  std::map<int64_t, StageData> stages;
+  // Group the evidence by stage. Training-run stages (id = round(L* x 10^6))
+  // and probe / imported stages (id = checkpoint step) are separate even when
+  // their ids coincide (a checkpoint at step 500000 and a target loss 0.5).
+  std::map<std::pair<int64_t, bool>, StageData> stages;  // (id, run-based)
   auto add_point = [&](const ProbePoint& p) -> absl::Status {
     SURGE_RETURN_IF_ERROR(ValidateProbePoint(p));
-    StageData& d = stages[p.stage_id];
+    StageData& d = stages[{p.stage_id, HasRunEvidence(p.kind)}];
     if (std::isnan(d.loss)) d.loss = p.stage_loss;
     SURGE_RETURN_IF_ERROR(CheckStageLoss(p.stage_id, d.loss, p.stage_loss));
     d.probes.push_back(p);
@@ -182,7 +186,7 @@ absl::StatusOr<JobFit> FitJob(const JobInput& input, const FitOptions& options) 
   for (const ProbePoint& p : run_points) SURGE_RETURN_IF_ERROR(add_point(p));
   for (const MeasuredOptimum& m : input.measured_optima) {
     SURGE_RETURN_IF_ERROR(ValidateMeasuredOptimum(m));
-    StageData& d = stages[m.stage_id];
+    StageData& d = stages[{m.stage_id, false}];
     if (std::isnan(d.loss)) d.loss = m.stage_loss;
     SURGE_RETURN_IF_ERROR(CheckStageLoss(m.stage_id, d.loss, m.stage_loss));
     d.measured.push_back(m);
@@ -205,7 +209,8 @@ absl::StatusOr<JobFit> FitJob(const JobInput& input, const FitOptions& options) 
 
   // Per-stage fits, criterion "improvement".
   std::vector<StageFit> fitted;
-  for (const auto& [id, d] : stages) {
+  for (const auto& [key, d] : stages) {
+    const int64_t id = key.first;
     absl::StatusOr<StageFit> st = FitStage(id, d.loss, d.probes, d.measured, options);
     if (st.ok()) {
       fitted.push_back(*std::move(st));

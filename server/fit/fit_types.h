@@ -20,6 +20,22 @@ namespace surge::fit {
 // Two-sided 95% normal quantile.
 inline constexpr double kZ95 = 1.959963984540054;
 
+// The 0.975 quantile of Student's t with `dof` >= 1 degrees of freedom
+// (3 decimals up to 30, then the Cornish-Fisher expansion around kZ95). An SE
+// whose variance has only `dof` degrees of freedom is widened by
+// StudentT975(dof) / kZ95 so that the normal 95% interval used downstream has
+// the t interval's width.
+inline double StudentT975(int dof) {
+  static constexpr double kTable[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                      2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                      2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                      2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+  if (dof < 1) return HUGE_VAL;
+  if (dof <= 30) return kTable[dof - 1];
+  const double z = kZ95, z3 = z * z * z, d = static_cast<double>(dof);
+  return z + (z3 + z) / (4.0 * d) + (5.0 * z3 * z * z + 16.0 * z3 + 3.0 * z) / (96.0 * d * d);
+}
+
 // How an optimum is known.
 //   kNone:       a point estimate (with an SE).
 //   kUpperBound: the true optimum is <= the value (grid argmax at the lowest LR).

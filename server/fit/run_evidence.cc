@@ -116,7 +116,7 @@ LossTrace SmoothLoss(const std::vector<int64_t>& steps, const std::vector<double
     for (size_t i = lo; i < hi; ++i) {
       s.push_back(static_cast<double>(steps[i]));
       e.push_back(examples[i]);
-      l.push_back(loss[i]);
+      l.push_back(std::isfinite(loss[i]) ? loss[i] : HUGE_VAL);  // diverged: never reached
     }
     out.step.push_back(Median(s));
     out.examples.push_back(Median(e));
@@ -176,7 +176,7 @@ std::vector<double> ChooseTargets(const std::vector<double>& reach,
     }
     if (best.size() < 3) continue;
     std::sort(best.begin(), best.end());
-    l_low = std::max(l_low, best[1]);
+    l_low = std::max(l_low, best[2]);
   }
   if (!std::isfinite(l_low) || l_low <= 0.0) return {};
   std::vector<double> finite_reach, finite_first;
@@ -185,12 +185,12 @@ std::vector<double> ChooseTargets(const std::vector<double>& reach,
   double l_high = Quantile(finite_reach, 0.75);
   if (!finite_first.empty()) l_high = std::min(l_high, 0.9 * Median(finite_first));
   std::vector<double> targets;
-  if (!(l_high > 1.05 * l_low)) {
+  if (!(l_high > 1.05 * l_low) || max_targets <= 1) {
     targets.push_back(CeilSignificant3(l_low));
     return targets;
   }
   const double span = std::log(l_high / l_low);
-  const int n = std::clamp(1 + static_cast<int>(std::floor(span / 0.05)), 2, std::max(2, max_targets));
+  const int n = std::clamp(1 + static_cast<int>(std::floor(span / 0.05)), 2, max_targets);
   for (int i = 0; i < n; ++i) {
     const double t = CeilSignificant3(l_high * std::exp(-span * i / (n - 1)));
     if (targets.empty() || t < targets.back()) targets.push_back(t);
@@ -273,6 +273,7 @@ absl::StatusOr<RunEvidence> BuildRunEvidence(const std::vector<RunSeries>& runs,
                  usable.end());
   }
   ev.runs_used = static_cast<int>(usable.size());
+  for (const UsableRun& u : usable) ev.run_coordinates.emplace_back(u.run->batch_size, u.lr);
   if (chosen != 0) {
     ev.runs_scheduled = ev.runs_used;
     ev.notes.push_back(absl::StrCat(ev.runs_used,

@@ -18,7 +18,9 @@
 //     shape); the largest group is used and the others are left out as not
 //     comparable, with a note.
 //   Loss signal: the eval loss when every usable run reports one (>= 3 eval
-//     records), else the training loss of every run, smoothed (SmoothLoss):
+//     records; non-finite eval values are skipped), else the training loss
+//     of every run (a non-finite value, e.g. a diverged run, counts as +inf),
+//     smoothed (SmoothLoss):
 //     records binned by ln(1 + step) in cells 0.05 wide (5% of the step),
 //     cells merged forward until each holds >= m records
 //     (m = clamp(n / 16, 3, 16)), one knot per bin at (median step, median
@@ -34,13 +36,15 @@
 //     less than k steps before its end gives a steps point but no improvement.
 // Targets (when none are declared): the range most runs reach.
 //   reach(run) = the lowest signal value at a knot with step <= last - k;
-//   L_low  = max over batch sizes (with runs at >= 3 LRs) of the second
-//            lowest reach at that batch size (so every batch size has at
-//            least two LRs that get there);
+//   L_low  = max over batch sizes (with runs at >= 3 LRs) of the third
+//            lowest reach (best over seeds, per LR) at that batch size (so
+//            every batch size has at least three LRs that get there: an
+//            optimum of either criterion needs three);
 //   L_high = the 75th percentile of reach over runs (three quarters of the
 //            runs get there), at most 0.9 x the median first-knot value;
-//   n = 1 if L_high <= 1.05 L_low, else min(max_targets, 1 + ln(L_high/L_low)/0.05)
-//   targets geometrically spaced from L_high down to L_low, rounded to
+//   n = 1 if L_high <= 1.05 L_low or max_targets <= 1 (the target is then
+//       L_low), else clamp(1 + floor(ln(L_high/L_low)/0.05), 2, max_targets)
+//   targets geometrically spaced from L_high down to L_low, rounded up to
 //   3 significant digits (stage ids stay stable while a sweep grows).
 //
 // Thread-safety: pure functions.
@@ -49,6 +53,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -121,6 +126,9 @@ struct RunEvidence {
   int runs_scheduled = 0;              // of the used runs
   int runs_left_out = 0;               // not comparable, no records, bad LR
   std::vector<std::string> notes;
+  // (batch size, LR coordinate) of every used run, for messages about what
+  // a sweep lacks.
+  std::vector<std::pair<double, double>> run_coordinates;
 };
 
 // Stage id of a target loss L*: round(L* x 10^6) (as full runs).

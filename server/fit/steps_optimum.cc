@@ -129,20 +129,22 @@ absl::StatusOr<BatchOptimum> ExtractFastestOptimum(const std::vector<StepsPoint>
   std::vector<bool> active(obs.size(), false);
   Eigen::Vector3d c = Eigen::Vector3d::Zero();
   Eigen::Matrix3d f_inv = Eigen::Matrix3d::Zero();
-  int n = 0;
+  int n_reached = 0;  // observations; active bounds are constraints, not observations
   double rss = 0.0;
-  for (int iter = 0; iter < 8; ++iter) {
+  // Each pass activates at least one more bound or stops, so obs.size() + 1
+  // passes always end with a fit that no inactive bound contradicts.
+  for (size_t iter = 0; iter <= obs.size(); ++iter) {
     Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
     Eigen::Vector3d rhs = Eigen::Vector3d::Zero();
     std::set<double> distinct_u;
-    n = 0;
+    n_reached = 0;
     for (size_t i = 0; i < obs.size(); ++i) {
       if (obs[i].censored && !active[i]) continue;
       const Eigen::Vector3d f(1.0, obs[i].u, obs[i].u * obs[i].u);
       a += f * f.transpose();
       rhs += obs[i].y * f;
       distinct_u.insert(obs[i].u);
-      ++n;
+      if (!obs[i].censored) ++n_reached;
     }
     if (distinct_u.size() < 3) return grid_fallback();
     Eigen::FullPivLU<Eigen::Matrix3d> lu(a);
@@ -153,23 +155,27 @@ absl::StatusOr<BatchOptimum> ExtractFastestOptimum(const std::vector<StepsPoint>
     rss = 0.0;
     for (size_t i = 0; i < obs.size(); ++i) {
       const double pred = c(0) + c(1) * obs[i].u + c(2) * obs[i].u * obs[i].u;
+      if (!obs[i].censored || active[i]) rss += (obs[i].y - pred) * (obs[i].y - pred);
       if (obs[i].censored && !active[i] && pred < obs[i].y) {
         active[i] = true;
         changed = true;
       }
-      if (!obs[i].censored || active[i]) rss += (obs[i].y - pred) * (obs[i].y - pred);
     }
     if (!changed) break;
   }
-  if (n <= 3 || !(c(2) > 0.0)) return grid_fallback();
+  const int dof = n_reached - 3;
+  if (dof < 1 || !(c(2) > 0.0)) return grid_fallback();
   const double u_lo = g[lo].x - g[k].x, u_hi = g[hi].x - g[k].x;
   const double vertex = -c(1) / (2.0 * c(2));
   if (vertex < u_lo || vertex > u_hi) return grid_fallback();
-  const double sigma2 = rss / (n - 3);
+  const double sigma2 = rss / dof;
   const Eigen::Vector3d grad(0.0, -1.0 / (2.0 * c(2)), c(1) / (2.0 * c(2) * c(2)));
+  // sigma2 has only `dof` degrees of freedom: the SE is widened by t/z so
+  // that the normal 95% interval used downstream has the t interval's width.
   const double var = sigma2 * grad.dot(f_inv * grad);
+  const double t_factor = StudentT975(dof) / kZ95;
   out.ln_lr_opt = g[k].x + vertex;
-  out.ln_lr_opt_se = std::min(std::sqrt(std::max(var, 0.0)), u_hi - u_lo);
+  out.ln_lr_opt_se = std::min(t_factor * std::sqrt(std::max(var, 0.0)), u_hi - u_lo);
   out.se_source = SeSource::kQuadraticResidual;
   out.steps_at_opt = std::exp(c(0) + c(1) * vertex + c(2) * vertex * vertex);
   return out;

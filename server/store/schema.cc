@@ -88,6 +88,12 @@ CREATE TABLE fits (
   UNIQUE (job_id, version)
 );
 )sql",
+      // Version 3: a job's declared evidence settings for plain runs: target
+      // losses (comma-separated, empty: chosen from the data) and k (0: 10).
+      R"sql(
+ALTER TABLE jobs ADD COLUMN target_losses TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN k_steps INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return kMigrations;
 }

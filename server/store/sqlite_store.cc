@@ -2,9 +2,14 @@
 #include "server/store/sqlite_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/store/schema.h"
 #include "server/util/status_macros.h"
@@ -21,7 +26,8 @@ constexpr char kJobSelect[] =
     "SELECT j.id, j.name, j.batch_unit, j.description, j.create_time_us, "
     "  MAX(j.update_time_us, COALESCE((SELECT MAX(update_time_us) FROM runs WHERE job_id = j.id), 0)), "
     "  (SELECT COUNT(*) FROM runs WHERE job_id = j.id), "
-    "  COALESCE((SELECT SUM(record_count) FROM runs WHERE job_id = j.id), 0) "
+    "  COALESCE((SELECT SUM(record_count) FROM runs WHERE job_id = j.id), 0), "
+    "  j.target_losses, j.k_steps "
     "FROM jobs j ";
 
 std::optional<double> OptDouble(const Statement& s, int col) {
@@ -126,6 +132,11 @@ absl::StatusOr<surge::v1::Job> SqliteStore::ReadJob(Statement& s) {
   job.set_update_time_us(s.ColumnInt(5));
   job.set_run_count(s.ColumnInt(6));
   job.set_record_count(s.ColumnInt(7));
+  for (absl::string_view t : absl::StrSplit(s.ColumnText(8), ',', absl::SkipEmpty())) {
+    double v = 0;
+    if (absl::SimpleAtod(t, &v)) job.add_target_losses(v);
+  }
+  job.set_k_steps(static_cast<int32_t>(s.ColumnInt(9)));
   return job;
 }
 
@@ -133,12 +144,17 @@ absl::StatusOr<surge::v1::Job> SqliteStore::CreateJob(const surge::v1::Job& job,
                                                       int64_t now_us) {
   SURGE_ASSIGN_OR_RETURN(auto insert,
                          db_->Prepare("INSERT INTO jobs (name, batch_unit, description, "
-                                      "create_time_us, update_time_us) VALUES (?, ?, ?, ?, ?)"));
+                                      "create_time_us, update_time_us, target_losses, k_steps) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
   insert->BindText(1, job.name());
   insert->BindInt(2, job.batch_unit());
   insert->BindText(3, job.description());
   insert->BindInt(4, now_us);
   insert->BindInt(5, now_us);
+  std::vector<std::string> targets;
+  for (double t : job.target_losses()) targets.push_back(absl::StrFormat("%.17g", t));
+  insert->BindText(6, absl::StrJoin(targets, ","));
+  insert->BindInt(7, job.k_steps());
   absl::Status status = insert->Execute();
   if (absl::IsAlreadyExists(status)) {
     return absl::AlreadyExistsError(absl::StrCat("job '", job.name(), "' already exists"));
@@ -386,6 +402,30 @@ absl::StatusOr<std::vector<surge::v1::Record>> SqliteStore::SampleRunRecords(int
       g->set_b_big(select->ColumnInt(5));
     }
   }
+  return out;
+}
+
+absl::StatusOr<RunColumns> SqliteStore::ReadRunColumns(int64_t run_id) {
+  if (run_columns_ == nullptr) {
+    SURGE_ASSIGN_OR_RETURN(
+        run_columns_,
+        db_->Prepare("SELECT step, examples, lr, loss, eval_loss FROM records WHERE run_id = ? "
+                     "ORDER BY step"));
+  }
+  Statement& select = *run_columns_;
+  select.Reset();
+  select.BindInt(1, run_id);
+  RunColumns out;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    out.steps.push_back(select.ColumnInt(0));
+    out.examples.push_back(static_cast<double>(select.ColumnInt(1)));
+    out.lr.push_back(select.ColumnDouble(2));
+    out.loss.push_back(select.ColumnDouble(3));
+    out.eval_loss.push_back(select.ColumnIsNull(4) ? NAN : select.ColumnDouble(4));
+  }
+  select.Reset();
   return out;
 }
 

@@ -51,6 +51,16 @@ struct RecordCursor {
   int64_t step = -1;
 };
 
+// A run's records as columns (the evidence a fit reads from plain runs),
+// ascending step; eval_loss is NaN where absent.
+struct RunColumns {
+  std::vector<int64_t> steps;
+  std::vector<double> examples;
+  std::vector<double> lr;
+  std::vector<double> loss;
+  std::vector<double> eval_loss;
+};
+
 struct RecordPage {
   std::vector<surge::v1::Record> records;
   std::optional<RecordCursor> next;  // absent on the last page
@@ -107,6 +117,9 @@ class SqliteStore {
   // Every record of a run whose step is a multiple of `every` (>= 1), in
   // step order: a bounded sample of a long run for the loss curve.
   absl::StatusOr<std::vector<surge::v1::Record>> SampleRunRecords(int64_t run_id, int64_t every);
+  // Every record of a run as columns (step, examples, lr, loss, eval_loss):
+  // one index range scan, no per-record message.
+  absl::StatusOr<RunColumns> ReadRunColumns(int64_t run_id);
   // Inserts or replaces measured optima of a job (one transaction).
   absl::Status AddOptima(int64_t job_id, const std::vector<surge::v1::MeasuredOptimum>& optima);
   absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> ListOptima(int64_t job_id);
@@ -155,6 +168,7 @@ class SqliteStore {
   std::unique_ptr<Statement> list_records_;
   std::unique_ptr<Statement> job_runs_after_;
   std::unique_ptr<Statement> last_record_;
+  std::unique_ptr<Statement> run_columns_;
 };
 
 template <typename Body>
