@@ -18,7 +18,10 @@
 //   with a single seed per LR: sum n_j (m_j - q_j)^2 / (|W| - 3).
 // Vertex and delta method (chosen over a bootstrap: deterministic and fast):
 //   u* = -c1 / (2 c2),  g = d u* / d(c0, c1, c2) = [0, -1 / (2 c2), c1 / (2 c2^2)],
-//   se(u*) = sqrt(g^T Cov(c) g), capped at the window width.
+//   se(u*) = t_0.975(dof) / z_0.975 sqrt(g^T Cov(c) g), capped at the window width,
+// with dof the degrees of freedom of sigma^2 (sum (n_j - 1) for the seed
+// spread, |W| - 3 for the residual): downstream the SE is used as a normal
+// one, and with 2 seeds per LR sigma^2 has only ~5 degrees of freedom.
 // The vertex is used when c2 < 0 and u* lies inside the window; otherwise the
 // grid argmax is returned with an SE of one grid step (SeSource::kGridStep).
 #include "server/fit/optimum.h"

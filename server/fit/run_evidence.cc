@@ -163,7 +163,7 @@ std::vector<double> ChooseTargets(const std::vector<double>& reach,
   // Per batch size, per LR: the best reach over seeds.
   std::map<double, std::vector<std::pair<double, double>>> by_batch;  // B -> (ln lr, reach)
   for (size_t i = 0; i < reach.size(); ++i) by_batch[batch[i]].emplace_back(std::log(lr[i]), reach[i]);
-  double l_low = -HUGE_VAL;
+  std::vector<double> third_best;  // per batch size with runs at >= 3 LRs
   for (auto& [b, v] : by_batch) {
     std::sort(v.begin(), v.end());
     std::vector<double> best;  // per LR
@@ -176,13 +176,19 @@ std::vector<double> ChooseTargets(const std::vector<double>& reach,
     }
     if (best.size() < 3) continue;
     std::sort(best.begin(), best.end());
-    l_low = std::max(l_low, best[2]);
+    third_best.push_back(best[2]);
   }
+  if (third_best.empty()) return {};
+  // The loss that max(3, half) of those batch sizes reach at >= 3 LRs.
+  std::sort(third_best.begin(), third_best.end());
+  const size_t n_b = third_best.size();
+  const size_t rank = std::min(n_b, std::max<size_t>(3, (n_b + 1) / 2)) - 1;
+  const double l_low = third_best[rank];
   if (!std::isfinite(l_low) || l_low <= 0.0) return {};
   std::vector<double> finite_reach, finite_first;
   for (double r : reach) if (std::isfinite(r)) finite_reach.push_back(r);
   for (double f : first) if (std::isfinite(f)) finite_first.push_back(f);
-  double l_high = Quantile(finite_reach, 0.75);
+  double l_high = Quantile(finite_reach, 0.9);
   if (!finite_first.empty()) l_high = std::min(l_high, 0.9 * Median(finite_first));
   std::vector<double> targets;
   if (!(l_high > 1.05 * l_low) || max_targets <= 1) {

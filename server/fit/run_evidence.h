@@ -36,11 +36,13 @@
 //     less than k steps before its end gives a steps point but no improvement.
 // Targets (when none are declared): the range most runs reach.
 //   reach(run) = the lowest signal value at a knot with step <= last - k;
-//   L_low  = max over batch sizes (with runs at >= 3 LRs) of the third
-//            lowest reach (best over seeds, per LR) at that batch size (so
-//            every batch size has at least three LRs that get there: an
-//            optimum of either criterion needs three);
-//   L_high = the 75th percentile of reach over runs (three quarters of the
+//   L_low  = per batch size with runs at >= 3 LRs, the third lowest reach
+//            (best over seeds, per LR: an optimum of either criterion needs
+//            three LRs that get there); over those batch sizes, the value
+//            that max(3, half of them) reach (the rank-th smallest): slow
+//            batch sizes drop out of the lowest stages instead of holding
+//            every stage at the loss they reach;
+//   L_high = the 90th percentile of reach over runs (nine in ten of the
 //            runs get there), at most 0.9 x the median first-knot value;
 //   n = 1 if L_high <= 1.05 L_low or max_targets <= 1 (the target is then
 //       L_low), else clamp(1 + floor(ln(L_high/L_low)/0.05), 2, max_targets)

@@ -10,14 +10,18 @@
 // least squares over the runs that reached, plus every censored run whose
 // bound the parabola violates (predicted ln S < ln T), entered as a point at
 // ln T (an active-set approximation of a censored fit; repeated until no
-// bound is violated). sigma^2 = RSS / (n - 3), Cov(c) = sigma^2 (F^T F)^-1.
+// bound is violated). dof = n - 3 with n the runs that reached (an active
+// bound is a constraint, not an observation), sigma^2 = RSS / dof,
+// Cov(c) = sigma^2 (F^T F)^-1.
 // The optimum is the vertex u* = -c1 / (2 c2), its SE by the delta method
-//   g = [0, -1 / (2 c2), c1 / (2 c2^2)],  se = sqrt(g^T Cov g)
-// (capped at the window width); ln S at the optimum = c0 + c1 u* + c2 u*^2.
+//   g = [0, -1 / (2 c2), c1 / (2 c2^2)],  se = t_0.975(dof) / z_0.975 sqrt(g^T Cov g)
+// (the t factor: sigma^2 has few degrees of freedom, 7 with 2 seeds x 5 LRs,
+// and downstream the SE is used as a normal one; capped at the window
+// width); ln S at the optimum = c0 + c1 u* + c2 u*^2.
 // Censoring: when the fastest reached LR is the grid's lowest (highest) LR
 // and no run was tried below (above) it, the optimum is an upper (lower)
 // bound half a grid step inside, as for probes. Without a usable vertex
-// (c2 <= 0, u* outside the window, n <= 3) the grid argmin is returned with an
+// (c2 <= 0, u* outside the window, dof < 1) the grid argmin is returned with an
 // SE of one grid step.
 //
 // Thread-safety: pure functions.

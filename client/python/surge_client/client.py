@@ -9,7 +9,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterator, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, Optional, Sequence, Tuple
 
 import grpc
 
@@ -27,6 +27,7 @@ CHANNEL_OPTIONS = (
 )
 
 _UNITS = {"examples": pb.BATCH_UNIT_EXAMPLES, "tokens": pb.BATCH_UNIT_TOKENS}
+_CRITERIA = {"improvement": pb.CRITERION_IMPROVEMENT, "fastest": pb.CRITERION_FASTEST}
 _PROTOCOLS = {"plain": pb.PROTOCOL_PLAIN, "probe": pb.PROTOCOL_PROBE,
               "full_run": pb.PROTOCOL_FULL_RUN}
 
@@ -99,6 +100,10 @@ class Advice:
     verdict: str                         # yes, no, undecided, unspecified
     verdict_reason: str
     stages_used: Tuple[int, ...]
+    criterion: str = "improvement"       # improvement (the paper's) or fastest
+    evidence: str = ""                   # plain_runs, full_runs, probes, measured ("+"-joined)
+    runs_used: int = 0                   # training runs behind the answer
+    step_mapping: str = ""               # speed_data, loss_curve, or "" (no step)
 
     @classmethod
     def from_proto(cls, a) -> "Advice":
@@ -114,7 +119,9 @@ class Advice:
             examples_ratio=a.examples_ratio, flags=flags, model=a.model,
             model_weights={w.model: (w.weight, w.lr) for w in a.model_weights},
             verdict=_enum_name(pb.Verdict, a.verdict, "VERDICT_"),
-            verdict_reason=a.verdict_reason, stages_used=tuple(a.stages_used))
+            verdict_reason=a.verdict_reason, stages_used=tuple(a.stages_used),
+            criterion=_enum_name(pb.Criterion, a.criterion, "CRITERION_"),
+            evidence=a.evidence, runs_used=a.runs_used, step_mapping=a.step_mapping)
 
 
 def optimizer_spec(optimizer) -> Optional[dict]:
@@ -180,10 +187,15 @@ class SurgeClient:
             backoff = min(backoff * 2, 1.0)
 
     # Jobs -----------------------------------------------------------------
-    def create_job(self, name: str, unit: str = "examples", description: str = ""):
+    def create_job(self, name: str, unit: str = "examples", description: str = "",
+                   targets: Optional[Sequence[float]] = None, k_steps: int = 0):
+        """Creates a job. `targets`: the target losses at which its plain runs
+        are compared (default: chosen from the data); `k_steps`: the steps after
+        a target for the paper's improvement (0: 10)."""
         if unit not in _UNITS:
             raise ValueError(f"unit: must be one of {sorted(_UNITS)}, got {unit!r}")
-        job = pb.Job(name=name, batch_unit=_UNITS[unit], description=description)
+        job = pb.Job(name=name, batch_unit=_UNITS[unit], description=description,
+                     target_losses=list(targets or []), k_steps=int(k_steps))
         return self._call(self.stub.CreateJob, pb.CreateJobRequest(job=job))
 
     def get_job(self, name: str):
@@ -244,26 +256,36 @@ class SurgeClient:
                 return
 
     # Fits and advice ------------------------------------------------------
-    def get_fit(self, job: str):
-        """The latest fit (surge.v1.Fit message; `error` set when not fittable yet)."""
-        return self._call(self.stub.GetFit, pb.GetFitRequest(job=job))
+    def get_fit(self, job: str, targets: Optional[Sequence[float]] = None,
+                k_steps: int = 0):
+        """The latest fit (surge.v1.Fit message; `error` set when not fittable yet).
+        With `targets` (target losses for plain runs) or `k_steps`, a fit with
+        those settings is computed now and not stored (version 0)."""
+        req = pb.GetFitRequest(job=job, target_losses=list(targets or []), k_steps=int(k_steps))
+        return self._call(self.stub.GetFit, req)
 
     def advise(self, job: str, batch_size: float, step: Optional[int] = None,
-               timeout: Optional[float] = None) -> Advice:
+               timeout: Optional[float] = None, criterion: str = "improvement") -> Advice:
         """The optimal LR for `batch_size` at `step` (None: the latest stage).
-        Raises SurgeError: INVALID_ARGUMENT, NOT_FOUND (job), FAILED_PRECONDITION
-        (no usable fit yet; the message says what evidence is missing)."""
+        `criterion`: "improvement" (the paper's: the largest loss fall over the
+        k steps after each stage) or "fastest" (fewest steps to each stage's
+        target loss; needs training runs). Raises SurgeError: INVALID_ARGUMENT,
+        NOT_FOUND (job), FAILED_PRECONDITION (no usable fit yet; the message
+        says what evidence is missing)."""
         b = float(batch_size)
         if not math.isfinite(b):
             raise ValueError(f"batch_size: must be finite, got {batch_size!r}")
-        req = pb.GetAdviceRequest(job=job, batch_size=b)
+        if criterion not in _CRITERIA:
+            raise ValueError(f"criterion: must be one of {sorted(_CRITERIA)}, got {criterion!r}")
+        req = pb.GetAdviceRequest(job=job, batch_size=b, criterion=_CRITERIA[criterion])
         if step is not None:
             req.step = int(step)
         return Advice.from_proto(self._call(self.stub.GetAdvice, req, timeout))
 
 
 def advise(job: str, batch_size: float, step: Optional[int] = None, *,
-           server: Optional[str] = None, timeout: float = 10.0) -> Advice:
+           server: Optional[str] = None, timeout: float = 10.0,
+           criterion: str = "improvement") -> Advice:
     """One-shot GetAdvice on a fresh channel (see SurgeClient.advise)."""
     with SurgeClient(server, timeout=timeout) as c:
-        return c.advise(job, batch_size, step)
+        return c.advise(job, batch_size, step, criterion=criterion)

@@ -77,17 +77,26 @@ inline double LossAtStepsClosedForm(const RunLaw& law, double slowdown, double t
 }
 
 enum class LossReport { kEval, kTrainingOnly };
-enum class LrSchedule { kConstant, kWarmupCosine, kWarmupLinear };
+// kWarmupCosine: linear warmup over 5% of the run to the peak, then a cosine
+// to 0.1 x peak; kWarmupConstant: the same warmup, then the peak. (A linear
+// decay is not a second shape: it stays within 0.1 of the cosine.)
+enum class LrSchedule { kConstant, kWarmupCosine, kWarmupConstant };
 
-// The LR multiplier of a schedule at step t of T (peak 1).
+// The LR multiplier of a schedule at step t of T (peak 1, reached exactly).
 inline double ScheduleFactor(LrSchedule s, int64_t t, int64_t total) {
   if (s == LrSchedule::kConstant) return 1.0;
   const double warm = 0.05 * static_cast<double>(total);
   const double x = static_cast<double>(t);
   if (x < warm) return x / warm;
+  if (s == LrSchedule::kWarmupConstant) return 1.0;
   const double f = (x - warm) / (static_cast<double>(total) - warm);
-  if (s == LrSchedule::kWarmupCosine) return 0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * f));
-  return 1.0 - 0.9 * f;  // kWarmupLinear
+  return 0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * f));
+}
+
+// N(0, sd), or 0 when sd is 0 (std::normal_distribution needs sd > 0).
+inline double Gauss(double sd, std::mt19937_64& rng) {
+  if (!(sd > 0.0)) return 0.0;
+  return std::normal_distribution<double>(0.0, sd)(rng);
 }
 
 struct SweepSpec {
@@ -130,8 +139,6 @@ inline RunSeries MakeRun(const SweepSpec& spec, double batch, double lr, int64_t
   r.base_lr = spec.declare_base_lr ? lr : 0.0;
   r.seed = seed;
   const double slowdown = std::exp(spec.law.LnSlowdown(batch, lr)) * n_run;
-  std::normal_distribution<double> eval_noise(0.0, spec.eval_noise);
-  std::normal_distribution<double> train_noise(0.0, spec.train_noise);
   std::uniform_real_distribution<double> unif(0.0, 1.0);
   const size_t n = static_cast<size_t>(spec.steps);
   r.steps.reserve(n);
@@ -144,13 +151,13 @@ inline RunSeries MakeRun(const SweepSpec& spec, double batch, double lr, int64_t
     r.steps.push_back(t);
     r.examples.push_back(static_cast<double>(t) * batch);
     r.lr.push_back(lr * ScheduleFactor(spec.schedule, t, spec.steps));
-    double train = l * std::exp(train_noise(rng));
+    double train = l * std::exp(Gauss(spec.train_noise, rng));
     if (spec.report == LossReport::kTrainingOnly && unif(rng) < spec.spike_prob) {
       train *= spec.spike_factor;
     }
     r.loss.push_back(train);
     const bool eval = spec.report == LossReport::kEval && t % spec.eval_every == 0;
-    r.eval_loss.push_back(eval ? l * std::exp(eval_noise(rng)) : NAN);
+    r.eval_loss.push_back(eval ? l * std::exp(Gauss(spec.eval_noise, rng)) : NAN);
   }
   return r;
 }
@@ -170,8 +177,7 @@ inline std::vector<RunSeries> PlainRunSweep(const SweepSpec& spec, uint64_t seed
                           static_cast<uint32_t>(i), static_cast<uint32_t>(j),
                           static_cast<uint32_t>(s)};
         std::mt19937_64 rng(seq);
-        std::normal_distribution<double> run_noise(0.0, spec.law.sigma_run);
-        const double n_run = std::exp(run_noise(rng));
+        const double n_run = std::exp(Gauss(spec.law.sigma_run, rng));
         runs.push_back(MakeRun(spec, spec.batches[i], lrs[j], s, n_run, rng));
       }
     }
