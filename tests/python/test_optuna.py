@@ -164,7 +164,20 @@ class OptunaE2E(unittest.TestCase):
         self.assertEqual(st.records_duplicate, 0)
         self.assertEqual(self.total_records(), 7 * STEPS + 2 * 40)  # pruned at step 40
         self.assert_job_has_study(GRID)
-        # fit assertion added with the plain-run evidence
+        # A study that only trained and reported is fitted from its trials
+        # (plain runs): advice answers and says what it stands on.
+        deadline = time.time() + 30
+        while True:
+            fit = self.client.get_fit(GRID)
+            if fit.error == "" and fit.runs.runs_used == 9 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(fit.error, "", fit.notes)
+        self.assertEqual(fit.runs.runs_used, 9)
+        self.assertTrue(fit.stages or fit.fastest_stages)
+        a = self.client.advise(GRID, 64, criterion="fastest" if not fit.stages else "improvement")
+        self.assertEqual(a.evidence, "plain_runs")
+        self.assertGreater(a.lr, 0)
 
     def test_reexport_stores_nothing_new(self):
         st = export_study(optuna.load_study(study_name=GRID, storage=self.storage), GRID,
