@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end: set up, build, start surge-server on ./demo.db
-# (embedded SQLite), stream a generated record sweep through the CLI and print
-# what was stored, then run a small CPU probe sweep of the reference trainer on
-# the real Fashion-MNIST (scripts/probe_sweep.sh with SMALL=1, ~20 s on 2
-# cores) against the same server and print its fit, advice and held-out check. The server is
-# stopped (SIGTERM) at the end (SURGE_DEMO_KEEP=1 keeps it up for the dashboard).
+# (embedded SQLite), import a generated sweep of plain runs through the CLI
+# (5 batch sizes x 5 LRs from a known surge law) and ask for advice; run a
+# small CPU probe sweep of the reference trainer on the real Fashion-MNIST
+# (scripts/probe_sweep.sh with SMALL=1, ~20 s on 2 cores); then the main
+# thing: a plain-run sweep of the reference trainer (surge-train train, 5 batch
+# sizes x 4 LRs x 400 steps, ~45 s), whose ordinary runs alone give the fit and the advice
+# the demo ends with. The server is stopped (SIGTERM) at the end
+# (SURGE_DEMO_KEEP=1 keeps it up for the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
@@ -23,24 +26,42 @@ SERVER_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 [ -s "$WORK/port" ] || { echo "demo: surge-server did not start (port $PORT busy? set SURGE_DEMO_PORT)" >&2; exit 1; }
 
-echo "== generating a sweep: 8 runs (batch sizes 2..256) x 500 steps"
-python3 scripts/gen_records.py --runs 8 --steps 500 > "$WORK/sweep.csv"
+echo "== generating a sweep of plain runs: 5 batch sizes (4..1024) x 5 LRs x 600 steps"
+echo "   (a known surge law: B_noise = 64, eps_max = 2e-3; scripts/gen_records.py --lrs)"
+python3 scripts/gen_records.py --runs 5 --lrs 5 --steps 600 --eval-every 5 > "$WORK/sweep.csv"
 head -3 "$WORK/sweep.csv"
 
-echo "== surge import --job demo-sweep sweep.csv"
+echo "== surge import --job demo-sweep sweep.csv   (plain runs, no protocol declared)"
 "$BIN/client/surge" import --job demo-sweep "$WORK/sweep.csv"
 echo "== surge jobs"
 "$BIN/client/surge" jobs
-echo "== surge runs demo-sweep"
-"$BIN/client/surge" runs demo-sweep
-echo "== surge records demo-sweep --run bs64 (first 5 rows)"
-"$BIN/client/surge" records demo-sweep --run bs64 > "$WORK/bs64.csv"
-head -6 "$WORK/bs64.csv"
+echo "== surge runs demo-sweep (first 6)"
+"$BIN/client/surge" runs demo-sweep | head -7
+echo "== surge advise --job demo-sweep --batch 256   (truth: 2e-3 / cosh(ln(256/64)/2) = 1.6e-3)"
+sleep 1
+"$BIN/client/surge" advise --job demo-sweep --batch 256
 echo
-echo "== the real thing: a small CPU probe sweep of the reference trainer on Fashion-MNIST"
+echo "== a small CPU probe sweep of the reference trainer on Fashion-MNIST"
 echo "   (surge-train: base run to two target losses, then 10-step probes over batch sizes"
 echo "   x learning rates x seeds, streamed to the server; then surge fit and surge advise)"
 BUILD_DIR="$BIN" OUT="$WORK/sweep" SURGE_DB="$DB" SMALL=1 ./scripts/probe_sweep.sh
+echo
+echo "== the main thing: ordinary training runs of the reference trainer on Fashion-MNIST"
+echo "   (surge-train train: batch sizes 8..128 x LRs 1e-3..3e-2, 400 steps each, eval loss"
+echo "   every 10 steps, streamed as plain runs to job fmnist-plain; ~45 s)"
+for b in 8 16 32 64 128; do for lr in 1e-3 3e-3 1e-2 3e-2; do echo "$b $lr"; done; done |
+  xargs -P 2 -n 2 sh -c '"$0" train --job fmnist-plain --run "b$1-lr$2" --batch_size "$1" \
+    --lr "$2" --steps 400 --eval_every 10 --eval_size 500 --threads 1 --log_every 0 \
+    > /dev/null' "$BIN/client/trainer/surge-train"
+sleep 1
+echo "== surge fit --job fmnist-plain"
+"$BIN/client/surge" fit --job fmnist-plain
+for b in 16 64 256; do
+  echo "== surge advise --job fmnist-plain --batch $b --step 300"
+  "$BIN/client/surge" advise --job fmnist-plain --batch "$b" --step 300 || true
+done
+echo "== surge advise --job fmnist-plain --batch 64 --criterion fastest"
+"$BIN/client/surge" advise --job fmnist-plain --batch 64 --criterion fastest || true
 if [ "${SURGE_DEMO_KEEP:-0}" = 1 ]; then
   echo "== the server keeps running: dashboard on http://127.0.0.1:8080/ (Ctrl-C stops it)"
   wait "$SERVER_PID" || true
