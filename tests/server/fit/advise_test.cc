@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "server/fit/fit_job.h"
 #include "tests/server/fit/synthetic.h"
+#include "tests/server/fit/synthetic_runs.h"
 
 namespace surge::fit {
 namespace {
@@ -127,6 +128,95 @@ TEST(AdviseTest, BadRequests) {
   EXPECT_EQ(Advise(*job, 64, -5).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Advise(*job, 64, 100).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(Advise(*job, 64, std::nullopt).ok());
+}
+
+
+// The loss at step t for batch B from the speed/data fits of two targets:
+// L = 2 with S(B) = 100 + 6400 / B, L = 1 with S(B) = 400 + 25600 / B, i.e.
+// S(64) = 200 and 800, S(16) = 500 and 2000. ln L is linear in ln S between
+// the targets and on the end segments beyond them (flagged).
+TEST(LossAtStepForBatchTest, InterpolatesBetweenTargetsAndFlagsBeyond) {
+  std::vector<SpeedDataFit> speed(2);
+  speed[0].target_loss = 1.0;
+  speed[0].s_min.value = 400;
+  speed[0].e_min.value = 25600;
+  speed[1].target_loss = 2.0;
+  speed[1].s_min.value = 100;
+  speed[1].e_min.value = 6400;
+  struct Case {
+    double batch, step, loss;
+    bool extrapolated;
+  } cases[] = {
+      {64, 200, 2.0, false},
+      {64, 800, 1.0, false},
+      {64, 400, std::sqrt(2.0), false},  // halfway in ln S
+      {16, 1000, std::sqrt(2.0), false},
+      {16, 500, 2.0, false},
+      {64, 100, 2.0 * std::sqrt(2.0), true},  // beyond the highest target
+      {64, 1600, 1.0 / std::sqrt(2.0), true},  // beyond the lowest
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "B " << c.batch << " step " << c.step);
+    const auto l = LossAtStepForBatch(speed, c.batch, c.step);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_NEAR(l->loss, c.loss, 1e-12);
+    EXPECT_EQ(l->extrapolated, c.extrapolated);
+  }
+  // One target: its loss, flagged beyond 10% of its S(B).
+  const std::vector<SpeedDataFit> one = {speed[0]};
+  EXPECT_FALSE(LossAtStepForBatch(one, 64, 850)->extrapolated);
+  EXPECT_TRUE(LossAtStepForBatch(one, 64, 900)->extrapolated);
+  EXPECT_EQ(LossAtStepForBatch(one, 64, 900)->loss, 1.0);
+  // None usable: S(B) <= 0, or no fit at all.
+  SpeedDataFit bad = speed[0];
+  bad.s_min.value = -1000;
+  bad.e_min.value = 0;
+  EXPECT_FALSE(LossAtStepForBatch({bad}, 64, 100).has_value());
+  EXPECT_FALSE(LossAtStepForBatch({}, 64, 100).has_value());
+}
+
+// Criterion "fastest" answers from JobFit::fastest exactly as "improvement"
+// answers from JobFit::stages; the step maps to a loss through S(B).
+TEST(AdviseTest, FastestCriterionAnswersFromJobFastest) {
+  const synth::SweepSpec spec;
+  JobInput in;
+  in.runs = synth::PlainRunSweep(spec, 8);
+  const auto job = FitJob(in);
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobFit swapped = *job;
+  swapped.stages = job->fastest.stages;
+  swapped.drift = job->fastest.drift;
+  swapped.skipped_stages = job->fastest.skipped;
+  for (double b : {4.0, 64.0, 1024.0}) {
+    for (std::optional<int64_t> step : {std::optional<int64_t>(), std::optional<int64_t>(100),
+                                        std::optional<int64_t>(400)}) {
+      SCOPED_TRACE(::testing::Message() << "B " << b << " step "
+                                        << (step ? std::to_string(*step) : "none"));
+      const auto fast = Advise(*job, b, step, Criterion::kFastest);
+      ASSERT_TRUE(fast.ok()) << fast.status();
+      const auto ref = Advise(swapped, b, step, Criterion::kImprovement);
+      ASSERT_TRUE(ref.ok()) << ref.status();
+      EXPECT_EQ(fast->criterion, Criterion::kFastest);
+      EXPECT_EQ(fast->lr, ref->lr);
+      EXPECT_EQ(fast->loss, ref->loss);
+      EXPECT_EQ(fast->stages_used, ref->stages_used);
+      EXPECT_EQ(fast->evidence, "plain_runs");
+      EXPECT_EQ(fast->step_mapping, step ? "speed_data" : "");
+      const double truth = std::exp(spec.law.LnEpsOpt(b));
+      EXPECT_LE(fast->lr_ci95.lo, truth);
+      EXPECT_GE(fast->lr_ci95.hi, truth);
+      // The other criterion's answer is a different one.
+      const auto improvement = Advise(*job, b, step, Criterion::kImprovement);
+      ASSERT_TRUE(improvement.ok()) << improvement.status();
+      EXPECT_NE(improvement->lr, fast->lr);
+      if (step) {
+        const auto l = LossAtStepForBatch(job->speed_data, b, static_cast<double>(*step));
+        ASSERT_TRUE(l.has_value());
+        EXPECT_EQ(fast->loss, l->loss);
+        EXPECT_EQ(fast->flags.extrapolated_in_step, l->extrapolated);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -591,8 +591,9 @@ TEST(SmoothLossTest, BinsFollowCells) {
 }
 
 // A training curve with 2% noise and 2% spikes of +300%: the smoothed curve
-// crosses each target within 3% of the law's step (the median ignores the
-// spikes; a mean would cross late, the raw records early).
+// crosses each target within 4% of the law's step (measured: -0.3% to +2.6%;
+// the median ignores the spikes, where a mean would cross ~15% late, and the
+// first raw record at or below the target comes 9-12% early).
 TEST(SmoothLossTest, SpikesDoNotMoveTheCrossing) {
   SweepSpec spec;
   spec.report = LossReport::kTrainingOnly;
@@ -616,7 +617,14 @@ TEST(SmoothLossTest, SpikesDoNotMoveTheCrossing) {
         spec.law, std::exp(spec.law.LnSlowdown(batch, lr)), true_step);
     const Crossing c = FirstCrossing(tr, target);
     ASSERT_TRUE(c.reached) << "target " << target;
-    EXPECT_NEAR(c.step / true_step, 1.0, 0.03)
+    // The raw records: the first at or below the target (noise crosses early).
+    double raw = NAN;
+    for (size_t i = 0; i < r.loss.size() && std::isnan(raw); ++i) {
+      if (r.loss[i] <= target) raw = static_cast<double>(r.steps[i]);
+    }
+    std::printf("true step %6.0f: smoothed crossing %7.1f (%+.1f%%), first raw record %6.0f\n",
+                true_step, c.step, 100 * (c.step / true_step - 1), raw);
+    EXPECT_NEAR(c.step / true_step, 1.0, 0.04)
         << "target " << target << " (step " << true_step << "): crossed at " << c.step;
   }
 }
