@@ -13,17 +13,24 @@
 // L*, L(S) - L(S + k), is a decreasing function of S, so it peaks there too.
 // A run records every step t = 1..T; its loss L(t) inverts t(L): with
 // A = t(L) / S_min(L) the run's slowdown, L(t) = S_min^-1(t / A), found by
-// bisection in ln L (LossAtSteps; the tests check it against the closed form
-// (c A / t)^(1/p), which the generator then uses for speed).
+// bisection in ln L (LossAtStepsBisection; the tests check it against the
+// closed form (c A / t)^(1/p), which the generator uses for speed, with
+// t^(-1/p) tabulated once per sweep).
 //
 // Reports: kEval: eval_loss = L(t) exp(N(0, eval_noise)) at every
 // `eval_every`-th step (NaN elsewhere), training loss L(t) exp(N(0,
 // train_noise)); kTrainingOnly: eval_loss NaN everywhere, training loss
 // L(t) exp(N(0, train_noise)), times spike_factor on a fraction spike_prob
 // of the records (heavy-tailed: loss spikes only go up).
+// Schedules (LrSchedule) change only the recorded LR: the loss follows the
+// law at the run's peak LR (runs of one shared shape are ordered by it).
+//
+// Each run has its own engine (sweep seed, grid position), so the same seed
+// gives the same runs whatever the reporting options.
 #ifndef SURGE_TESTS_SERVER_FIT_SYNTHETIC_RUNS_H_
 #define SURGE_TESTS_SERVER_FIT_SYNTHETIC_RUNS_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -130,15 +137,32 @@ inline std::vector<double> DefaultLrs(const SweepSpec& spec) {
   return lrs;
 }
 
+// t^(-1/p) for t = 0..T (the closed form's step factor, shared by the runs
+// of a sweep: L(t) = (c A)^(1/p) t^(-1/p)).
+inline std::vector<double> StepFactors(const RunLaw& law, int64_t steps) {
+  std::vector<double> f(static_cast<size_t>(steps) + 1, HUGE_VAL);
+  for (int64_t t = 1; t <= steps; ++t) f[t] = std::pow(static_cast<double>(t), -1.0 / law.p);
+  return f;
+}
+
 // One run of the sweep. `n_run` is the run's factor (exp(N(0, sigma_run))).
+// `step_factors`: StepFactors(spec.law, spec.steps), or null to compute them.
 inline RunSeries MakeRun(const SweepSpec& spec, double batch, double lr, int64_t seed,
-                         double n_run, std::mt19937_64& rng) {
+                         double n_run, std::mt19937_64& rng,
+                         const std::vector<double>* step_factors = nullptr) {
+  std::vector<double> own;
+  if (step_factors == nullptr) {
+    own = StepFactors(spec.law, spec.steps);
+    step_factors = &own;
+  }
   RunSeries r;
   r.name = absl::StrCat("b", batch, "-lr", lr, "-s", seed);
   r.batch_size = batch;
   r.base_lr = spec.declare_base_lr ? lr : 0.0;
   r.seed = seed;
   const double slowdown = std::exp(spec.law.LnSlowdown(batch, lr)) * n_run;
+  const double scale = std::pow(spec.law.c * slowdown, 1.0 / spec.law.p);
+  std::normal_distribution<double> unit(0.0, 1.0);
   std::uniform_real_distribution<double> unif(0.0, 1.0);
   const size_t n = static_cast<size_t>(spec.steps);
   r.steps.reserve(n);
@@ -147,17 +171,19 @@ inline RunSeries MakeRun(const SweepSpec& spec, double batch, double lr, int64_t
   r.loss.reserve(n);
   r.eval_loss.reserve(n);
   for (int64_t t = 1; t <= spec.steps; ++t) {
-    const double l = LossAtStepsClosedForm(spec.law, slowdown, static_cast<double>(t));
+    const double l = scale * (*step_factors)[t];  // = LossAtStepsClosedForm(law, slowdown, t)
     r.steps.push_back(t);
     r.examples.push_back(static_cast<double>(t) * batch);
     r.lr.push_back(lr * ScheduleFactor(spec.schedule, t, spec.steps));
-    double train = l * std::exp(Gauss(spec.train_noise, rng));
+    double train = spec.train_noise > 0.0 ? l * std::exp(spec.train_noise * unit(rng)) : l;
     if (spec.report == LossReport::kTrainingOnly && unif(rng) < spec.spike_prob) {
       train *= spec.spike_factor;
     }
     r.loss.push_back(train);
     const bool eval = spec.report == LossReport::kEval && t % spec.eval_every == 0;
-    r.eval_loss.push_back(eval ? l * std::exp(Gauss(spec.eval_noise, rng)) : NAN);
+    double ev = NAN;
+    if (eval) ev = spec.eval_noise > 0.0 ? l * std::exp(spec.eval_noise * unit(rng)) : l;
+    r.eval_loss.push_back(ev);
   }
   return r;
 }
@@ -170,6 +196,7 @@ inline RunSeries MakeRun(const SweepSpec& spec, double batch, double lr, int64_t
 inline std::vector<RunSeries> PlainRunSweep(const SweepSpec& spec, uint64_t seed) {
   std::vector<RunSeries> runs;
   const std::vector<double> lrs = DefaultLrs(spec);
+  const std::vector<double> factors = StepFactors(spec.law, spec.steps);
   for (size_t i = 0; i < spec.batches.size(); ++i) {
     for (size_t j = 0; j < lrs.size(); ++j) {
       for (int s = 0; s < spec.seeds; ++s) {
@@ -178,7 +205,7 @@ inline std::vector<RunSeries> PlainRunSweep(const SweepSpec& spec, uint64_t seed
                           static_cast<uint32_t>(s)};
         std::mt19937_64 rng(seq);
         const double n_run = std::exp(Gauss(spec.law.sigma_run, rng));
-        runs.push_back(MakeRun(spec, spec.batches[i], lrs[j], s, n_run, rng));
+        runs.push_back(MakeRun(spec, spec.batches[i], lrs[j], s, n_run, rng, &factors));
       }
     }
   }
