@@ -92,7 +92,22 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
     sp.steps = static_cast<double>(hit != nullptr ? hit->step() : last.step());
     sp.examples = static_cast<double>(hit != nullptr ? hit->examples() : last.examples());
     if (sp.lr > 0 && (sp.steps > 0 || !sp.reached)) ev.input.steps_points.push_back(sp);
-    if (hit == nullptr || last.step() <= hit->step() || !last.has_eval_loss()) {
+    if (hit == nullptr) {
+      // Never reached L* (the search ended first): censored, not dropped, as
+      // a plain run that never reaches L* (run_evidence.h): its LR is a grid
+      // point the improvement optimum cannot be beyond (ExtractOptimum).
+      fit::ProbePoint p;
+      p.stage_id = sp.stage_id;
+      p.stage_loss = target;
+      p.batch_size = sp.batch_size;
+      p.lr = sp.lr;
+      p.seed = sp.seed;
+      p.reached = false;
+      p.kind = fit::kFullRuns;
+      if (p.lr > 0) ev.input.probe_points.push_back(p);
+      continue;
+    }
+    if (last.step() <= hit->step() || !last.has_eval_loss()) {
       ++not_reached;
       continue;
     }
@@ -108,8 +123,8 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
   }
   if (not_reached > 0) {
     ev.notes.push_back(absl::StrCat(not_reached,
-                                    " full runs have not reached their target loss plus k "
-                                    "steps yet (not used)"));
+                                    " full runs reached their target loss but have no "
+                                    "record k steps later yet (not used)"));
   }
   return absl::OkStatus();
 }

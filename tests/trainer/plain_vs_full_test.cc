@@ -27,6 +27,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/cpp/surge_client.h"
+#include "client/trainer/full_run.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/trainer/real_data.h"
@@ -34,18 +35,19 @@
 namespace surge::trainer {
 namespace {
 
-// The grid: 3 batch sizes x 5 LRs x 1 seed, target 0.8, k = 10. With these
-// numbers (measured; training is deterministic) B = 8 at lr 5e-4 misses the
-// target within 200 steps (censored in both criteria), and each criterion has
-// interior optima as well as optima at the grid's edge.
-constexpr double kTarget = 0.8;
+// The grid: 3 batch sizes x 5 LRs x 1 seed, target 0.9, k = 10. With these
+// numbers (measured; training is deterministic) B = 8 at lr 1.6e-2 misses the
+// target within 180 steps (it reaches it at step 190: censored in both jobs),
+// and every batch size has an interior optimum of the improvement criterion
+// (at 4e-3, 4e-3, 8e-3), so the stage gets a surge-law fit.
+constexpr double kTarget = 0.9;
 constexpr int kK = 10;
 constexpr int kEvalEvery = 5;
 constexpr int kEvalSize = 500;
-constexpr int kMaxSteps = 200;
+constexpr int kMaxSteps = 180;
 constexpr int kSeed = 1;
 const std::vector<int> kBatches = {8, 32, 128};
-const std::vector<std::string> kLrs = {"5e-4", "1e-3", "2e-3", "4e-3", "8e-3"};
+const std::vector<std::string> kLrs = {"1e-3", "2e-3", "4e-3", "8e-3", "1.6e-2"};
 
 std::string PlainRunName(int b, const std::string& lr) {
   return absl::StrCat("b", b, "-lr", lr, "-seed", kSeed);
@@ -142,6 +144,11 @@ void ExpectSameStage(const surge::v1::StageFit& full, const surge::v1::StageFit&
       EXPECT_PRED2(Same, f.steps_at_opt(), p.steps_at_opt());
       EXPECT_EQ(f.n_censored(), p.n_censored());
     }
+    // Not compared for the improvement criterion: server/core/evidence.cc
+    // drops a full run that never reached L* from the improvement evidence
+    // (n_censored 0) where a plain run counts as censored. Here that run's LR
+    // (B = 8, 1.6e-2) is not next to the argmax, so the optima agree anyway;
+    // where it is, they differ (docs/probe-results.md, "Plain runs").
   }
   EXPECT_EQ(full.surge().identification(), plain.surge().identification());
   EXPECT_PRED2(Same, full.surge().b_noise(), plain.surge().b_noise());
@@ -228,7 +235,7 @@ TEST(PlainVsFullTest, PlainRunsGiveTheFullRunsEvidence) {
   for (int b : kBatches) {
     for (const std::string& lr : kLrs) {
       SCOPED_TRACE(PlainRunName(b, lr));
-      const auto fit = full_records.find(FullRunNameFor(b, lr));
+      const auto fit = full_records.find(FullRunName(kTarget, b, std::stod(lr), kSeed));
       const auto pit = plain_records.find(PlainRunName(b, lr));
       ASSERT_NE(fit, full_records.end());
       ASSERT_NE(pit, plain_records.end());
@@ -278,8 +285,8 @@ TEST(PlainVsFullTest, PlainRunsGiveTheFullRunsEvidence) {
   const int64_t stage = std::llround(kTarget * 1e6);
   const surge::v1::StageFit* fi = Stage(full_fit.stages(), stage);
   const surge::v1::StageFit* pi = Stage(plain_fit.stages(), stage);
-  ASSERT_NE(fi, nullptr);
-  ASSERT_NE(pi, nullptr);
+  ASSERT_NE(fi, nullptr) << full_fit.DebugString();
+  ASSERT_NE(pi, nullptr) << plain_fit.DebugString();
   ExpectSameStage(*fi, *pi, /*fastest=*/false);
   const surge::v1::StageFit* ff = Stage(full_fit.fastest_stages(), stage);
   const surge::v1::StageFit* pf = Stage(plain_fit.fastest_stages(), stage);
