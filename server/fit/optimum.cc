@@ -28,7 +28,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <set>
 
 #include "Eigen/Dense"
@@ -226,35 +225,24 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
   if (!(c(2) < 0.0) || !std::isfinite(sigma2)) return grid_fallback();
   const double vertex = -c(1) / (2.0 * c(2));
   if (vertex < u_lo || vertex > u_hi) return grid_fallback();
-  const Eigen::Vector3d grad(0.0, -1.0 / (2.0 * c(2)), c(1) / (2.0 * c(2) * c(2)));
-  const double var = sigma2 * grad.dot(a_inv * grad);
   // sigma2 is estimated from few degrees of freedom (5 with 2 seeds x 5 LRs):
-  // widen the SE by t/z so the normal 95% interval downstream has nominal
-  // coverage (without it: 0.91 with 2 seeds, OptimumTest.SeShrinksWithSeedsAndCovers).
-  const double t_factor = StudentT975(sigma2_dof) / kZ95;
+  // VertexSe widens the SE by t/z so the normal 95% interval downstream has
+  // nominal coverage (without it: 0.91 with 2 seeds, OptimumTest.SeShrinksWithSeedsAndCovers).
   out.ln_lr_opt = g[k].x + vertex;
-  out.ln_lr_opt_se = std::min(t_factor * std::sqrt(std::max(var, 0.0)), u_hi - u_lo);
+  out.ln_lr_opt_se = VertexSe(c, a_inv, sigma2, sigma2_dof, u_hi - u_lo);
   return out;
 }
 
 absl::StatusOr<StageOptima> ExtractStageOptima(const std::vector<ProbePoint>& points) {
-  std::map<double, std::vector<ProbePoint>> by_batch;
-  for (const ProbePoint& p : points) {
-    if (absl::Status s = ValidateProbePoint(p); !s.ok()) return s;
-    by_batch[p.batch_size].push_back(p);
-  }
-  StageOptima out;
-  for (const auto& [batch, pts] : by_batch) {
-    absl::StatusOr<BatchOptimum> opt = ExtractOptimum(pts);
-    if (opt.ok()) {
-      out.optima.push_back(*opt);
-    } else if (absl::IsFailedPrecondition(opt.status())) {
-      out.skipped.emplace_back(opt.status().message());
-    } else {
-      return opt.status();
-    }
-  }
-  return out;
+  return ExtractPerBatchSize(points, ValidateProbePoint, ExtractOptimum);
+}
+
+double VertexSe(const Eigen::Vector3d& c, const Eigen::Matrix3d& a_inv, double sigma2, int dof,
+                double width) {
+  const Eigen::Vector3d grad(0.0, -1.0 / (2.0 * c(2)), c(1) / (2.0 * c(2) * c(2)));
+  const double var = sigma2 * grad.dot(a_inv * grad);
+  const double t_factor = StudentT975(dof) / kZ95;
+  return std::min(t_factor * std::sqrt(std::max(var, 0.0)), width);
 }
 
 BatchOptimum FromMeasured(const MeasuredOptimum& m) {

@@ -13,10 +13,12 @@
 #define SURGE_SERVER_FIT_OPTIMUM_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "Eigen/Core"
 #include "absl/status/statusor.h"
 #include "server/fit/fit_types.h"
 
@@ -91,6 +93,41 @@ struct StageOptima {
   std::vector<std::string> skipped;
 };
 absl::StatusOr<StageOptima> ExtractStageOptima(const std::vector<ProbePoint>& points);
+
+// Groups `points` by batch size (each checked with `validate`) and runs
+// `extract` on each group, ascending; a group that fails with
+// kFailedPrecondition is listed in `skipped`, other errors are returned.
+// Shared by the improvement (probe) and fastest (steps) optima.
+template <typename Point, typename Validate, typename Extract>
+absl::StatusOr<StageOptima> ExtractPerBatchSize(const std::vector<Point>& points,
+                                                Validate validate, Extract extract) {
+  std::map<double, std::vector<Point>> by_batch;
+  for (const Point& p : points) {
+    if (absl::Status s = validate(p); !s.ok()) return s;
+    by_batch[p.batch_size].push_back(p);
+  }
+  StageOptima out;
+  for (const auto& [batch, pts] : by_batch) {
+    absl::StatusOr<BatchOptimum> opt = extract(pts);
+    if (opt.ok()) {
+      out.optima.push_back(*opt);
+    } else if (absl::IsFailedPrecondition(opt.status())) {
+      out.skipped.emplace_back(opt.status().message());
+    } else {
+      return opt.status();
+    }
+  }
+  return out;
+}
+
+// The SE of the vertex u* = -c1 / (2 c2) of a quadratic c0 + c1 u + c2 u^2
+// fitted by (weighted) least squares with normal matrix A, by the delta method:
+//   g = [0, -1 / (2 c2), c1 / (2 c2^2)],  se = sqrt(sigma2 g^T A^-1 g),
+// widened by t_{0.975, dof} / z_{0.975} (sigma2 has only `dof` degrees of
+// freedom, so that the normal 95% interval used downstream has the t
+// interval's width) and capped at `width` (the window).
+double VertexSe(const Eigen::Vector3d& c, const Eigen::Matrix3d& a_inv, double sigma2, int dof,
+                double width);
 
 // An already measured optimum as a BatchOptimum (ln SE = lr_opt_se / lr_opt).
 BatchOptimum FromMeasured(const MeasuredOptimum& m);

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <set>
 
 #include "Eigen/Dense"
@@ -168,37 +167,15 @@ absl::StatusOr<BatchOptimum> ExtractFastestOptimum(const std::vector<StepsPoint>
   const double u_lo = g[lo].x - g[k].x, u_hi = g[hi].x - g[k].x;
   const double vertex = -c(1) / (2.0 * c(2));
   if (vertex < u_lo || vertex > u_hi) return grid_fallback();
-  const double sigma2 = rss / dof;
-  const Eigen::Vector3d grad(0.0, -1.0 / (2.0 * c(2)), c(1) / (2.0 * c(2) * c(2)));
-  // sigma2 has only `dof` degrees of freedom: the SE is widened by t/z so
-  // that the normal 95% interval used downstream has the t interval's width.
-  const double var = sigma2 * grad.dot(f_inv * grad);
-  const double t_factor = StudentT975(dof) / kZ95;
   out.ln_lr_opt = g[k].x + vertex;
-  out.ln_lr_opt_se = std::min(t_factor * std::sqrt(std::max(var, 0.0)), u_hi - u_lo);
+  out.ln_lr_opt_se = VertexSe(c, f_inv, rss / dof, dof, u_hi - u_lo);
   out.se_source = SeSource::kQuadraticResidual;
   out.steps_at_opt = std::exp(c(0) + c(1) * vertex + c(2) * vertex * vertex);
   return out;
 }
 
 absl::StatusOr<StageOptima> ExtractFastestStageOptima(const std::vector<StepsPoint>& points) {
-  std::map<double, std::vector<StepsPoint>> by_batch;
-  for (const StepsPoint& p : points) {
-    if (absl::Status s = ValidateStepsPoint(p); !s.ok()) return s;
-    by_batch[p.batch_size].push_back(p);
-  }
-  StageOptima out;
-  for (const auto& [batch, pts] : by_batch) {
-    absl::StatusOr<BatchOptimum> opt = ExtractFastestOptimum(pts);
-    if (opt.ok()) {
-      out.optima.push_back(*opt);
-    } else if (absl::IsFailedPrecondition(opt.status())) {
-      out.skipped.emplace_back(opt.status().message());
-    } else {
-      return opt.status();
-    }
-  }
-  return out;
+  return ExtractPerBatchSize(points, ValidateStepsPoint, ExtractFastestOptimum);
 }
 
 }  // namespace surge::fit
