@@ -63,62 +63,46 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
   for (const auto& [id, run] : runs) {
     if (run.protocol() != surge::v1::PROTOCOL_FULL_RUN || !run.has_target_loss()) continue;
     if (run.record_count() == 0) continue;
-    std::vector<surge::v1::Record> records;
-    SURGE_ASSIGN_OR_RETURN(int64_t job_id, reader.JobId(run.job()));
-    store::RecordCursor after{id, -1};
-    while (true) {
-      SURGE_ASSIGN_OR_RETURN(store::RecordPage page, reader.ListRecords(job_id, id, after, 50000));
-      for (auto& r : page.records) records.push_back(std::move(r));
-      if (!page.next) break;
-      after = *page.next;
-    }
+    SURGE_ASSIGN_OR_RETURN(store::RunColumns r, reader.ReadRunColumns(id));
+    if (r.steps.empty()) continue;
     const double target = run.target_loss();
-    const surge::v1::Record* hit = nullptr;
-    for (const auto& r : records) {
-      if (r.has_eval_loss() && r.eval_loss() <= target) {
-        hit = &r;
-        break;
-      }
-    }
-    const surge::v1::Record& last = records.back();
+    size_t hit = 0;  // the first record whose eval loss is <= L* (eval_loss NaN: absent)
+    while (hit < r.steps.size() && !(r.eval_loss[hit] <= target)) ++hit;
+    const bool reached = hit < r.steps.size();
+    const size_t last = r.steps.size() - 1;
+    const size_t at = reached ? hit : last;
     fit::StepsPoint sp;
-    sp.stage_id = static_cast<int64_t>(std::llround(target * 1e6));
+    sp.stage_id = fit::TargetStageId(target);
     sp.stage_loss = target;
     sp.batch_size = static_cast<double>(run.batch_size());
-    sp.lr = run.base_lr() > 0 ? run.base_lr() : last.lr();
+    sp.lr = run.base_lr() > 0 ? run.base_lr() : r.lr[last];
     sp.seed = Seed(run);
     sp.kind = fit::kFullRuns;
-    sp.reached = hit != nullptr;
-    sp.steps = static_cast<double>(hit != nullptr ? hit->step() : last.step());
-    sp.examples = static_cast<double>(hit != nullptr ? hit->examples() : last.examples());
+    sp.reached = reached;
+    sp.steps = static_cast<double>(r.steps[at]);
+    sp.examples = r.examples[at];
     if (sp.lr > 0 && (sp.steps > 0 || !sp.reached)) ev.input.steps_points.push_back(sp);
-    if (hit == nullptr) {
+    fit::ProbePoint p;
+    p.stage_id = sp.stage_id;
+    p.stage_loss = target;
+    p.batch_size = sp.batch_size;
+    p.seed = sp.seed;
+    p.kind = fit::kFullRuns;
+    if (!reached) {
       // Never reached L* (the search ended first): censored, not dropped, as
       // a plain run that never reaches L* (run_evidence.h): its LR is a grid
       // point the improvement optimum cannot be beyond (ExtractOptimum).
-      fit::ProbePoint p;
-      p.stage_id = sp.stage_id;
-      p.stage_loss = target;
-      p.batch_size = sp.batch_size;
       p.lr = sp.lr;
-      p.seed = sp.seed;
       p.reached = false;
-      p.kind = fit::kFullRuns;
       if (p.lr > 0) ev.input.probe_points.push_back(p);
       continue;
     }
-    if (last.step() <= hit->step() || !last.has_eval_loss()) {
+    if (r.steps[last] <= r.steps[hit] || !std::isfinite(r.eval_loss[last])) {
       ++not_reached;
       continue;
     }
-    fit::ProbePoint p;
-    p.stage_id = static_cast<int64_t>(std::llround(target * 1e6));
-    p.stage_loss = target;
-    p.batch_size = static_cast<double>(run.batch_size());
-    p.lr = run.base_lr() > 0 ? run.base_lr() : hit->lr();
-    p.seed = Seed(run);
-    p.improvement = hit->eval_loss() - last.eval_loss();
-    p.kind = fit::kFullRuns;
+    p.lr = run.base_lr() > 0 ? run.base_lr() : r.lr[hit];
+    p.improvement = r.eval_loss[hit] - r.eval_loss[last];
     ev.input.probe_points.push_back(p);
   }
   if (not_reached > 0) {
