@@ -10,22 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/fit/speed_data.h"
+#include "server/fit/stage_interp.h"
+#include "server/util/status_macros.h"
 
 namespace surge::fit {
-namespace {
-
-// Surge prediction at x from the drift point (a, b, cov):
-//   mu = a - ln cosh((x - b) / 2),  g = [1, tanh((x - b) / 2) / 2],  var = g^T C g.
-CurvePrediction SurgeFromDrift(const DriftPoint& d, double x) {
-  const double t = 0.5 * std::tanh(0.5 * (x - d.b));
-  CurvePrediction p;
-  p.mean = d.a - LogCosh(0.5 * (x - d.b));
-  p.var = d.cov(0, 0) + 2.0 * t * d.cov(0, 1) + t * t * d.cov(1, 1);
-  return p;
-}
-
-}  // namespace
-
 std::optional<LossFromSpeed> LossAtStepForBatch(const std::vector<SpeedDataFit>& speed,
                                                 double batch_size, double step) {
   // (ln S_j(B), ln L_j) per target, ascending S.
@@ -77,7 +65,8 @@ const char* BNoiseKindName(BNoiseKind k) {
 }
 
 absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
-                              std::optional<int64_t> step, Criterion criterion) {
+                              std::optional<int64_t> step, Criterion criterion,
+                              const std::optional<LrReference>& reference) {
   if (!std::isfinite(batch_size) || batch_size <= 0.0) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be finite and > 0, got ", batch_size));
@@ -85,18 +74,11 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
   if (step.has_value() && *step < 0) {
     return absl::InvalidArgumentError(absl::StrCat("step must be >= 0, got ", *step));
   }
+  if (reference.has_value()) SURGE_RETURN_IF_ERROR(ValidateReference(*reference));
   // 0. The criterion's stages and drift.
-  struct View {
-    const std::vector<StageFit>& stages;
-    const DriftFit& drift;
-    const JobFit::LossCurveOpt& loss_curve;
-    const FitOptions& options;
-  };
   const bool fastest = criterion == Criterion::kFastest;
-  const View fit{fastest ? job_fit.fastest.stages : job_fit.stages,
-                 fastest ? job_fit.fastest.drift : job_fit.drift, job_fit.loss_curve,
-                 job_fit.options};
-  if (fit.stages.empty()) {
+  const CriterionView view = ViewFor(job_fit, criterion);
+  if (view.stages->empty()) {
     std::vector<std::string> why;
     for (const SkippedStage& s : fastest ? job_fit.fastest.skipped : job_fit.skipped_stages) {
       why.emplace_back(s.status.message());
@@ -111,83 +93,43 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
     }
     return absl::FailedPreconditionError(msg);
   }
+  const std::vector<StageFit>& stages = *view.stages;
   Advice adv;
   adv.batch_size = batch_size;
   adv.step = step;
   adv.criterion = criterion;
   const double x = std::log(batch_size);
-  int evidence = 0;
-  for (const StageFit& st : fit.stages) evidence |= st.evidence;
-  const bool run_based = HasRunEvidence(evidence);
 
-  // 1. The loss the advice is for.
-  std::optional<LossFromSpeed> from_speed;
-  if (step.has_value() && run_based) {
-    from_speed = LossAtStepForBatch(job_fit.speed_data, batch_size, static_cast<double>(*step));
+  // 1. The loss the advice is for; a reference tuned at a step or loss sets
+  // it when the request has no step.
+  std::optional<double> ref_loss;
+  if (reference.has_value() && reference->loss.has_value()) ref_loss = *reference->loss;
+  if (reference.has_value() && reference->step.has_value()) {
+    SURGE_ASSIGN_OR_RETURN(StepLoss l,
+                           LossForStep(job_fit, view, reference->batch_size, *reference->step));
+    ref_loss = l.loss;
   }
-  if (from_speed.has_value()) {
-    adv.loss = from_speed->loss;
-    adv.flags.extrapolated_in_step = from_speed->extrapolated;
-    adv.step_mapping = "speed_data";
-  } else if (step.has_value()) {
-    adv.step_mapping = "loss_curve";
-    if (!fit.loss_curve.has_value()) {
-      return absl::FailedPreconditionError(
-          "advice at a step needs a loss curve: the job has no plain-run loss records "
-          "(ask without a step for the latest stage)");
-    }
-    const LossAtStep l = fit.loss_curve->At(*step);
+  if (step.has_value()) {
+    SURGE_ASSIGN_OR_RETURN(StepLoss l, LossForStep(job_fit, view, batch_size, *step));
     adv.loss = l.loss;
     adv.flags.extrapolated_in_step = l.extrapolated;
+    adv.step_mapping = l.mapping;
+  } else if (ref_loss.has_value()) {
+    adv.loss = *ref_loss;
   } else {
-    adv.loss = fit.stages.front().stage_loss;  // lowest loss: the latest stage
+    adv.loss = stages.front().stage_loss;  // lowest loss: the latest stage
   }
   const double ln_l = std::log(adv.loss);
 
-  // 2. Bracketing stages (ascending loss) and interpolation weight lambda.
-  const size_t ns = fit.stages.size();
-  size_t i0 = 0, i1 = 0;
-  double lambda = 0.0;
-  const double l_lo = std::log(fit.stages.front().stage_loss);
-  const double l_hi = std::log(fit.stages.back().stage_loss);
-  const double tol = 1e-9;
-  if (ln_l <= l_lo) {
-    adv.flags.extrapolated_in_loss = ln_l < l_lo - tol;
-  } else if (ln_l >= l_hi) {
-    i0 = i1 = ns - 1;
-    adv.flags.extrapolated_in_loss = ln_l > l_hi + tol;
-  } else {
-    while (i1 + 1 < ns && std::log(fit.stages[i1].stage_loss) < ln_l) ++i1;
-    i0 = i1 - 1;
-    const double la = std::log(fit.stages[i0].stage_loss);
-    const double lb = std::log(fit.stages[i1].stage_loss);
-    lambda = (ln_l - la) / (lb - la);
-  }
-  const StageFit& s0 = fit.stages[i0];
-  const StageFit& s1 = fit.stages[i1];
-  const StageFit& nearest = lambda <= 0.5 ? s0 : s1;
-  const bool linear_drift = fit.drift.mode == DriftMode::kLinear;
-
-  // 3. Per-model interpolated predictions and weights, then the average.
-  const size_t nm = s0.models.models.size();
-  std::vector<double> w(nm, 0.0);
-  std::vector<CurvePrediction> preds(nm);
-  const DriftPoint drift_point = linear_drift ? fit.drift.Evaluate(ln_l) : DriftPoint{};
-  for (size_t m = 0; m < nm; ++m) {
-    const ModelFit& m0 = s0.models.models[m];
-    const ModelFit& m1 = s1.models.models[m];
-    w[m] = (1.0 - lambda) * m0.weight + lambda * m1.weight;
-    if (w[m] <= 0.0) continue;
-    if (m0.kind == ModelKind::kSurge && linear_drift) {
-      preds[m] = SurgeFromDrift(drift_point, x);
-      continue;
-    }
-    const CurvePrediction p0 = m0.weight > 0.0 ? m0.curve.Predict(x) : m1.curve.Predict(x);
-    const CurvePrediction p1 = m1.weight > 0.0 ? m1.curve.Predict(x) : p0;
-    preds[m].mean = (1.0 - lambda) * p0.mean + lambda * p1.mean;
-    preds[m].var = (1.0 - lambda) * p0.var + lambda * p1.var;
-  }
-  const CurvePrediction avg = ModelAverage(w, preds);
+  // 2-3. Bracketing stages, per-model interpolated predictions, the average.
+  const StageBracket bracket = BracketLoss(stages, ln_l);
+  adv.flags.extrapolated_in_loss = bracket.extrapolated;
+  const StageFit& s0 = stages[bracket.i0];
+  const StageFit& s1 = stages[bracket.i1];
+  const StageFit& nearest = bracket.lambda <= 0.5 ? s0 : s1;
+  const bool linear_drift = view.drift->mode == DriftMode::kLinear;
+  const ModelPredictions mp = PredictModels(view, bracket, ln_l, x, std::nullopt);
+  const CurvePrediction& avg = mp.average;
   if (!std::isfinite(avg.mean) || !std::isfinite(avg.var)) {
     return absl::FailedPreconditionError("no model gives a finite prediction at this batch size");
   }
@@ -195,12 +137,19 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
   adv.lr = std::exp(avg.mean);
   adv.lr_ci95 = {std::exp(avg.mean - kZ95 * adv.ln_lr_se), std::exp(avg.mean + kZ95 * adv.ln_lr_se)};
   double wsum = 0.0;
-  for (double v : w) wsum += v;
-  for (size_t m = 0; m < nm; ++m) {
+  for (double v : mp.weights) wsum += v;
+  for (size_t m = 0; m < mp.weights.size(); ++m) {
     adv.model_weights.push_back({ModelName(s0.models.models[m].kind),
-                                 wsum > 0.0 ? w[m] / wsum : 0.0,
-                                 w[m] > 0.0 ? std::exp(preds[m].mean) : NAN});
+                                 wsum > 0.0 ? mp.weights[m] / wsum : 0.0,
+                                 mp.weights[m] > 0.0 ? std::exp(mp.predictions[m].mean) : NAN});
   }
+  if (reference.has_value()) {
+    SURGE_ASSIGN_OR_RETURN(
+        adv.transfer,
+        TransferLr(view, *reference, ref_loss.value_or(adv.loss), batch_size, adv.loss));
+  }
+  const DriftFit& drift = *view.drift;
+  const DriftPoint drift_point = linear_drift ? drift.Evaluate(ln_l) : DriftPoint{};
 
   // 4. B_noise and eps_max.
   if (linear_drift) {
@@ -245,9 +194,9 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
   adv.flags.surge_not_supported = adv.verdict != Verdict::kYes;
   int used_evidence = 0;
   std::set<int64_t> used = {s0.stage_id, s1.stage_id};
-  if (linear_drift) used.insert(fit.drift.stage_ids.begin(), fit.drift.stage_ids.end());
+  if (linear_drift) used.insert(drift.stage_ids.begin(), drift.stage_ids.end());
   double b_min = HUGE_VAL, b_max = 0.0;
-  for (const StageFit& st : fit.stages) {
+  for (const StageFit& st : stages) {
     if (!used.count(st.stage_id)) continue;
     adv.stages_used.push_back(st.stage_id);
     adv.optima_used += static_cast<int>(st.optima.size());
@@ -259,7 +208,7 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
   }
   adv.evidence = EvidenceNames(used_evidence);
   adv.flags.short_horizon = (used_evidence & kProbes) != 0 && !HasRunEvidence(used_evidence);
-  const double f = fit.options.batch_extrapolation_factor;
+  const double f = job_fit.options.batch_extrapolation_factor;
   adv.flags.extrapolated_in_batch = batch_size < b_min / f || batch_size > b_max * f;
   if (std::isfinite(adv.b_noise) && adv.b_noise > 0.0) {
     adv.recommended_batch_size = adv.b_noise;

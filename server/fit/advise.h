@@ -20,7 +20,9 @@
 //      95% interval exp(mu_bar +- 1.96 sqrt(var)).
 //   4. B_noise (and eps_max) from the drift when linear, else from the nearest
 //      stage: a point with a 95% interval, or a one-sided bound.
-//   5. Recommended batch size = B_noise (or its bound), with
+//   5. With a reference (B0, lr0): lr0 * eps_opt(B) / eps_opt(B0) at the
+//      same stage, from the joint covariance (transfer.h).
+//   6. Recommended batch size = B_noise (or its bound), with
 //      S / S_min = 1 + B_noise / B and E / E_min = 1 + B / B_noise at B.
 //
 // Cost: a handful of curve evaluations; no allocation beyond the result.
@@ -37,6 +39,7 @@
 #include "server/fit/fit_job.h"
 #include "server/fit/fit_types.h"
 #include "server/fit/models.h"
+#include "server/fit/transfer.h"
 
 namespace surge::fit {
 
@@ -84,14 +87,21 @@ struct Advice {
   double steps_ratio = NAN;       // S / S_min = 1 + B_noise / B
   double examples_ratio = NAN;    // E / E_min = 1 + B / B_noise
   AdviceFlags flags;
+  // Present when the request gave a reference (B0, lr0): lr0 scaled by the
+  // fitted eps_opt(B) / eps_opt(B0) (see transfer.h).
+  std::optional<LrTransfer> transfer;
 };
 
-// Errors: kInvalidArgument (batch_size not finite and > 0, negative step),
-// kFailedPrecondition (a step was given but the job has no loss curve; the
-// fit has no stage).
+// With a reference, Advice::transfer scales the reference's LR by the fitted
+// curve at the same stage; a reference tuned at a step or loss sets the
+// stage when `step` is absent.
+// Errors: kInvalidArgument (batch_size not finite and > 0, negative step, a
+// bad reference field, named), kFailedPrecondition (a step was given but the
+// job has no loss curve; the fit has no stage).
 absl::StatusOr<Advice> Advise(const JobFit& fit, double batch_size,
                               std::optional<int64_t> step,
-                              Criterion criterion = Criterion::kImprovement);
+                              Criterion criterion = Criterion::kImprovement,
+                              const std::optional<LrReference>& reference = std::nullopt);
 
 // The loss a run at batch B has reached after t steps, by the speed/data fits
 // of the job's targets: S_j(B) = S_min_j + E_min_j / B per target L_j, and

@@ -104,4 +104,22 @@ CurvePrediction ModelCurve::Predict(double x) const {
   return out;
 }
 
+CurvePrediction ModelCurve::PredictDifference(double x1, double x0) const {
+  const int n = NumParams(kind);
+  double g1[3] = {0, 0, 0}, g0[3] = {0, 0, 0};
+  CurvePrediction out;
+  out.mean = EvalCurveWithGradient(kind, x1, params.data(), g1) -
+             EvalCurveWithGradient(kind, x0, params.data(), g0);
+  if (cov.rows() != n || cov.cols() != n) {
+    out.var = NAN;
+    return out;
+  }
+  double var = 0.0;
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) var += (g1[i] - g0[i]) * cov(i, j) * (g1[j] - g0[j]);
+  }
+  out.var = var < 0.0 ? 0.0 : var;
+  return out;
+}
+
 }  // namespace surge::fit

@@ -107,6 +107,11 @@ struct ModelCurve {
   Eigen::MatrixXd cov;
 
   CurvePrediction Predict(double x) const;
+
+  // f(x1) - f(x0) with its delta-method variance from the joint covariance:
+  //   var = (g1 - g0)^T C (g1 - g0),  g_i = d f(x_i; p) / d p.
+  // Errors common to both batch sizes (e.g. the level a) cancel.
+  CurvePrediction PredictDifference(double x1, double x0) const;
 };
 
 // f(x; p) and its gradient with respect to p (grad must hold NumParams).
