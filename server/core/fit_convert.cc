@@ -268,6 +268,26 @@ void AdviceToProto(const fit::Advice& a, surge::v1::Advice* out) {
   out->set_evidence(a.evidence);
   out->set_runs_used(a.runs_used);
   out->set_step_mapping(a.step_mapping);
+  if (a.transfer.has_value()) {
+    const fit::LrTransfer& t = *a.transfer;
+    surge::v1::AdviceTransfer* o = out->mutable_transfer();
+    surge::v1::AdviceReference* r = o->mutable_reference();
+    r->set_batch_size(t.reference.batch_size);
+    r->set_lr(t.reference.lr);
+    if (t.reference.step.has_value()) r->set_step(*t.reference.step);
+    if (t.reference.loss.has_value()) r->set_loss(*t.reference.loss);
+    o->set_reference_loss(t.reference_loss);
+    o->set_ratio(t.ratio);
+    o->set_ln_ratio_se(t.ln_ratio_se);
+    o->set_lr(t.lr);
+    SetInterval(t.lr_ci95, o->mutable_lr_ci95());
+    o->set_linear_rule_lr(t.linear_rule_lr);
+    o->set_sqrt_rule_lr(t.sqrt_rule_lr);
+    o->set_fitted_lr_at_reference(t.fitted_lr_at_reference);
+    o->set_reference_outside_data(t.reference_outside_data);
+    o->set_reference_extrapolated_in_loss(t.reference_extrapolated_in_loss);
+    o->set_reference_other_stage(t.reference_other_stage);
+  }
 }
 
 }  // namespace surge::core

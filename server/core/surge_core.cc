@@ -170,11 +170,21 @@ absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
   }
   std::optional<int64_t> step;
   if (request.has_step()) step = request.step();
+  std::optional<fit::LrReference> reference;
+  if (request.has_reference()) {
+    const surge::v1::AdviceReference& r = request.reference();
+    reference.emplace();
+    reference->batch_size = r.batch_size();
+    reference->lr = r.lr();
+    if (r.has_step()) reference->step = r.step();
+    if (r.has_loss()) reference->loss = r.loss();
+  }
   SURGE_ASSIGN_OR_RETURN(fit::Advice advice,
                          fit::Advise(*entry->fit, request.batch_size(), step,
                                      request.criterion() == surge::v1::CRITERION_FASTEST
                                          ? fit::Criterion::kFastest
-                                         : fit::Criterion::kImprovement));
+                                         : fit::Criterion::kImprovement,
+                                     reference));
   surge::v1::Advice response;
   AdviceToProto(advice, &response);
   response.set_job(request.job());

@@ -247,6 +247,28 @@ absl::Status ValidateAdviceRequest(const surge::v1::GetAdviceRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("step: must be >= 0, got ", request.step()));
   }
+  if (request.has_reference()) {
+    const surge::v1::AdviceReference& ref = request.reference();
+    if (!std::isfinite(ref.batch_size()) || ref.batch_size() <= 0) {
+      return Bad("reference.batch_size", "must be finite and > 0 (the batch size the LR was tuned at)",
+                 ref.batch_size());
+    }
+    if (!std::isfinite(ref.lr()) || ref.lr() <= 0) {
+      return Bad("reference.lr", "must be finite and > 0 (the LR tuned at reference.batch_size)",
+                 ref.lr());
+    }
+    if (ref.has_step() && ref.step() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reference.step: must be >= 0, got ", ref.step()));
+    }
+    if (ref.has_loss() && (!std::isfinite(ref.loss()) || ref.loss() <= 0)) {
+      return Bad("reference.loss", "must be finite and > 0", ref.loss());
+    }
+    if (ref.has_step() && ref.has_loss()) {
+      return absl::InvalidArgumentError(
+          "reference.step, reference.loss: give the step or the loss the LR was tuned at, not both");
+    }
+  }
   return absl::OkStatus();
 }
 
