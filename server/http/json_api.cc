@@ -55,6 +55,52 @@ absl::Status CheckQuery(const QueryParams& query, std::initializer_list<const ch
   return absl::OkStatus();
 }
 
+absl::StatusOr<surge::v1::Criterion> ParseCriterion(const std::string& text) {
+  if (text.empty()) return surge::v1::CRITERION_UNSPECIFIED;
+  surge::v1::Criterion criterion;
+  if (surge::v1::Criterion_Parse(text, &criterion)) return criterion;
+  if (text == "improvement") return surge::v1::CRITERION_IMPROVEMENT;
+  if (text == "fastest") return surge::v1::CRITERION_FASTEST;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "criterion: unknown value '", text,
+      "' (allowed: CRITERION_IMPROVEMENT, CRITERION_FASTEST, improvement, fastest)"));
+}
+
+absl::Status ParseReference(const QueryParams& query, surge::v1::GetAdviceRequest* request) {
+  std::optional<std::string> ref_b = Param(query, "ref_batch_size");
+  std::optional<std::string> ref_lr = Param(query, "ref_lr");
+  const bool has_b = ref_b && !ref_b->empty(), has_lr = ref_lr && !ref_lr->empty();
+  if (has_b != has_lr) {
+    return absl::InvalidArgumentError(
+        "ref_batch_size, ref_lr: give both (the batch size and the LR tuned there) or neither");
+  }
+  if (!has_b) return absl::OkStatus();
+  surge::v1::AdviceReference* ref = request->mutable_reference();
+  double v = 0;
+  if (!absl::SimpleAtod(*ref_b, &v)) {
+    return absl::InvalidArgumentError(absl::StrCat("ref_batch_size: not a number: '", *ref_b, "'"));
+  }
+  ref->set_batch_size(v);  // the core checks finite and > 0
+  if (!absl::SimpleAtod(*ref_lr, &v)) {
+    return absl::InvalidArgumentError(absl::StrCat("ref_lr: not a number: '", *ref_lr, "'"));
+  }
+  ref->set_lr(v);
+  if (auto t = Param(query, "ref_step"); t && !t->empty()) {
+    int64_t step = 0;
+    if (!absl::SimpleAtoi(*t, &step)) {
+      return absl::InvalidArgumentError(absl::StrCat("ref_step: not an integer: '", *t, "'"));
+    }
+    ref->set_step(step);
+  }
+  if (auto t = Param(query, "ref_loss"); t && !t->empty()) {
+    if (!absl::SimpleAtod(*t, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat("ref_loss: not a number: '", *t, "'"));
+    }
+    ref->set_loss(v);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> JsonApi::ListJobs(const QueryParams& query) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
   return Render(core_->ListJobs(surge::v1::ListJobsRequest()));
@@ -101,7 +147,8 @@ absl::StatusOr<std::string> JsonApi::GetFit(const std::string& job, const QueryP
 
 absl::StatusOr<std::string> JsonApi::GetAdvice(const std::string& job,
                                                const QueryParams& query) {
-  SURGE_RETURN_IF_ERROR(CheckQuery(query, {"batch_size", "step"}));
+  SURGE_RETURN_IF_ERROR(CheckQuery(
+      query, {"batch_size", "step", "criterion", "ref_batch_size", "ref_lr", "ref_step", "ref_loss"}));
   surge::v1::GetAdviceRequest request;
   request.set_job(job);
   std::optional<std::string> batch = Param(query, "batch_size");
@@ -119,6 +166,12 @@ absl::StatusOr<std::string> JsonApi::GetAdvice(const std::string& job,
     }
     request.set_step(step);  // the core checks >= 0
   }
+  if (auto criterion_text = Param(query, "criterion")) {
+    absl::StatusOr<surge::v1::Criterion> criterion = ParseCriterion(*criterion_text);
+    if (!criterion.ok()) return criterion.status();
+    request.set_criterion(*criterion);
+  }
+  SURGE_RETURN_IF_ERROR(ParseReference(query, &request));
   return Render(core_->GetAdvice(request));
 }
 

@@ -37,7 +37,11 @@ class JsonApi {
   absl::StatusOr<std::string> ListRecords(const std::string& job, const QueryParams& query);
   // GET /api/v1/jobs/{job}/fit -> Fit.
   absl::StatusOr<std::string> GetFit(const std::string& job, const QueryParams& query);
-  // GET /api/v1/jobs/{job}/advice?batch_size=&step= -> Advice.
+  // GET /api/v1/jobs/{job}/advice?batch_size=&step=&criterion= -> Advice.
+  // criterion: a Criterion enum name (CRITERION_FASTEST) or its short name
+  // (fastest, improvement); absent or empty: CRITERION_UNSPECIFIED (= improvement).
+  // &ref_batch_size=&ref_lr=[&ref_step=|&ref_loss=]: a reference (both or
+  // neither of the first two) -> Advice.transfer.
   absl::StatusOr<std::string> GetAdvice(const std::string& job, const QueryParams& query);
 
  private:
@@ -48,6 +52,15 @@ class JsonApi {
 // naming the parameter), so a typo such as ?batchsize= is an error, not a
 // silently ignored option.
 absl::Status CheckQuery(const QueryParams& query, std::initializer_list<const char*> allowed);
+
+// The `criterion` query parameter: an enum name, "improvement" or "fastest";
+// anything else is INVALID_ARGUMENT naming the allowed values.
+absl::StatusOr<surge::v1::Criterion> ParseCriterion(const std::string& text);
+
+// The reference query parameters into request->reference; INVALID_ARGUMENT
+// naming the parameter when one is not a number or only one of ref_batch_size
+// and ref_lr is given.
+absl::Status ParseReference(const QueryParams& query, surge::v1::GetAdviceRequest* request);
 
 }  // namespace surge::http
 

@@ -259,6 +259,33 @@ TEST_F(HttpApiTest, AdviceEqualsTheCli) {
   EXPECT_FALSE(Parse<surge::v1::Advice>(latest->body).has_step());
 }
 
+// ?criterion= maps to GetAdviceRequest.criterion: the enum name or its short
+// name. This job has probes only, so "fastest" (training runs only) is the
+// core's FAILED_PRECONDITION, which it can only be if the parameter arrived.
+TEST_F(HttpApiTest, AdviceCriterionParameter) {
+  std::string advice = absl::StrCat("/api/v1/jobs/", kJob, "/advice?batch_size=256");
+  auto plain = Get(advice);
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200) << plain->body;
+  const double lr = Parse<surge::v1::Advice>(plain->body).lr();
+  for (const char* value : {"CRITERION_IMPROVEMENT", "improvement", "CRITERION_UNSPECIFIED", ""}) {
+    auto res = Get(absl::StrCat(advice, "&criterion=", value));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << value << ": " << res->body;
+    auto a = Parse<surge::v1::Advice>(res->body);
+    EXPECT_EQ(a.criterion(), surge::v1::CRITERION_IMPROVEMENT) << value;
+    EXPECT_EQ(a.lr(), lr) << value;
+  }
+  for (const char* value : {"CRITERION_FASTEST", "fastest"}) {
+    EXPECT_THAT(ExpectError(absl::StrCat(advice, "&criterion=", value), 412, "FAILED_PRECONDITION"),
+                HasSubstr("fastest"))
+        << value;
+  }
+  EXPECT_THAT(ExpectError(advice + "&criterion=quickest", 400, "INVALID_ARGUMENT"),
+              HasSubstr("criterion: unknown value 'quickest'"));
+  ExpectError(advice + "&criterion=fastest&criterion=improvement", 400, "INVALID_ARGUMENT");
+}
+
 TEST_F(HttpApiTest, BadRequestsGetJsonErrorsWithTheMatchingStatus) {
   std::string job = absl::StrCat("/api/v1/jobs/", kJob);
   EXPECT_THAT(ExpectError("/api/v1/jobs/nope", 404, "NOT_FOUND"), HasSubstr("nope"));
@@ -382,6 +409,62 @@ TEST_F(HttpApiTest, MetricsCountRpcsIngestFitsAndCommits) {
   ASSERT_NE(at, std::string::npos) << text;
   double ingested = std::stod(text.substr(at + 30));
   EXPECT_EQ(static_cast<int64_t>(ingested), job.record_count());
+}
+
+// A job of plain runs only (scripts/gen_records.py --lrs: a sweep from a
+// known surge law) answers ?criterion=CRITERION_FASTEST with the fastest
+// criterion's advice, the same as `surge advise --criterion fastest`. Its own
+// server, so the shared fixture's job list and record counts stay as they are.
+TEST(HttpAdviceCriterion, FastestOnPlainRunsEqualsTheCli) {
+  testing::TempDir dir;
+  auto process = testing::Subprocess::Start(
+      {SURGE_SERVER_BIN, "--db=" + dir.File("plain.db"), "--listen=127.0.0.1:0",
+       "--http=127.0.0.1:0", "--port_file=" + dir.File("grpc.port"),
+       "--http_port_file=" + dir.File("http.port"), "--shutdown_grace_s=1"},
+      dir.File("server.log"));
+  ASSERT_TRUE(process.ok()) << process.status();
+  int grpc_port = WaitForPort(dir.File("grpc.port"), *process);
+  ASSERT_GT(grpc_port, 0) << testing::ReadFile(dir.File("server.log"));
+  const int http_port = std::stoi(testing::ReadFile(dir.File("http.port")));
+  auto gen = testing::RunCommand(
+      {"/usr/bin/python3", std::string(SURGE_SOURCE_DIR) + "/scripts/gen_records.py", "--runs",
+       "5", "--lrs", "5", "--steps", "300", "--eval-every", "5"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  std::ofstream(dir.File("sweep.csv")) << gen.out;
+  const std::string server = absl::StrCat("127.0.0.1:", grpc_port);
+  auto imported =
+      testing::RunCommand({SURGE_CLI_BIN, "--server", server, "import", "--job", "plain",
+                           dir.File("sweep.csv")});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+
+  httplib::Client client("127.0.0.1", http_port);
+  client.set_read_timeout(30, 0);
+  const std::string path = "/api/v1/jobs/plain/advice?batch_size=64&criterion=CRITERION_FASTEST";
+  httplib::Result res = client.Get(path.c_str());
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+       res && res->status == 412 && absl::Now() < deadline; res = client.Get(path.c_str())) {
+    absl::SleepFor(absl::Milliseconds(100));  // the first fit is computed in the background
+  }
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  auto fastest = Parse<surge::v1::Advice>(res->body);
+  EXPECT_EQ(fastest.criterion(), surge::v1::CRITERION_FASTEST);
+  EXPECT_EQ(fastest.evidence(), "plain_runs");
+  EXPECT_GT(fastest.runs_used(), 0);
+  EXPECT_FALSE(fastest.flags().short_horizon());
+  auto cli = testing::RunCommand({SURGE_CLI_BIN, "--server", server, "advise", "--job", "plain",
+                                  "--batch", "64", "--criterion", "fastest", "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  auto from_cli = Parse<surge::v1::Advice>(cli.out);
+  EXPECT_EQ(fastest.fit_version(), from_cli.fit_version());
+  EXPECT_EQ(fastest.lr(), from_cli.lr());
+  auto improvement = client.Get("/api/v1/jobs/plain/advice?batch_size=64");
+  ASSERT_TRUE(improvement);
+  ASSERT_EQ(improvement->status, 200) << improvement->body;
+  EXPECT_EQ(Parse<surge::v1::Advice>(improvement->body).criterion(),
+            surge::v1::CRITERION_IMPROVEMENT);
+  process->Kill(SIGTERM);
+  process->Wait();
 }
 
 TEST(HttpServerStart, ExplicitBusyPortIsAnError) {
