@@ -40,9 +40,25 @@ absl::Status Import(client::SurgeClient& client, const ImportArgs& args);
 // settings (not stored).
 absl::Status ShowFit(client::SurgeClient& client, const std::string& job,
                      const std::vector<double>& targets, int k, bool json);
-// `criterion`: "improvement" (default) or "fastest".
-absl::Status Advise(client::SurgeClient& client, const std::string& job, double batch_size,
-                    std::optional<int64_t> step, const std::string& criterion, bool json);
+// `criterion`: "improvement" (default) or "fastest". `from`: empty, or
+// "B0:LR0", the user's tuned LR at batch B0 to transfer to batch_size by the
+// job's fitted curve (optionally tuned at from_step or at from_loss).
+struct AdviseArgs {
+  std::string job;
+  double batch_size = 0;
+  std::optional<int64_t> step;
+  std::string criterion = "improvement";
+  std::string from;
+  std::optional<int64_t> from_step;
+  std::optional<double> from_loss;
+  bool json = false;
+};
+absl::Status Advise(client::SurgeClient& client, const AdviseArgs& args);
+
+// "B0:LR0" (e.g. "256:3e-4") into reference->batch_size and ->lr.
+// INVALID_ARGUMENT saying the expected form otherwise (the server checks the
+// values).
+absl::Status ParseFrom(const std::string& text, surge::v1::AdviceReference* reference);
 
 }  // namespace surge::cli
 

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "client/cli/commands.h"
 #include "client/cli/format.h"
 
@@ -170,13 +172,65 @@ absl::Status ShowFit(client::SurgeClient& client, const std::string& job,
   return absl::OkStatus();
 }
 
-absl::Status Advise(client::SurgeClient& client, const std::string& job, double batch_size,
-                    std::optional<int64_t> step, const std::string& criterion, bool json) {
-  auto advice = client.GetAdvice(job, batch_size, step,
-                                 criterion == "fastest" ? surge::v1::CRITERION_FASTEST
-                                                        : surge::v1::CRITERION_IMPROVEMENT);
+// The transfer block of `surge advise --from`: the user's LR scaled by the
+// fitted curve, and the two rules of thumb beside it.
+void PrintTransfer(const surge::v1::Advice& a) {
+  const surge::v1::AdviceTransfer& t = a.transfer();
+  const surge::v1::AdviceReference& r = t.reference();
+  std::vector<std::string> flags;
+  if (t.reference_outside_data()) flags.push_back("reference_outside_data (B0 beyond the job's batch sizes)");
+  if (t.reference_extrapolated_in_loss()) flags.push_back("reference_extrapolated_in_loss");
+  if (t.reference_other_stage()) {
+    flags.push_back("reference_other_stage (tuned at another loss: the interval adds both stages' errors)");
+  }
+  std::cout << absl::StrFormat("transfer from lr %s at batch %s (loss %.4g) to batch %s:\n",
+                               G(r.lr()), G(r.batch_size()), t.reference_loss(), G(a.batch_size()));
+  PrintTable({
+      {"  lr", absl::StrCat(G(t.lr()), "  95% ", Range(t.lr_ci95()), "  (x", G(t.ratio()),
+                            " by the fitted curve)")},
+      {"  linear rule", absl::StrCat(G(t.linear_rule_lr()), "  (lr0 x B/B0)")},
+      {"  sqrt rule", absl::StrCat(G(t.sqrt_rule_lr()), "  (lr0 x sqrt(B/B0))")},
+      {"  fit at B0", absl::StrCat(G(t.fitted_lr_at_reference()),
+                                   "  (the job's own optimum at the reference; yours is x",
+                                   G(r.lr() / t.fitted_lr_at_reference()), ")")},
+      {"  flags", flags.empty() ? "none" : absl::StrJoin(flags, ", ")},
+  });
+  std::cout << "the job's own level at batch " << G(a.batch_size()) << ":\n";
+}
+
+absl::Status ParseFrom(const std::string& text, surge::v1::AdviceReference* reference) {
+  const std::vector<std::string> parts = absl::StrSplit(text, ':');
+  double b0 = 0, lr0 = 0;
+  if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &b0) || !absl::SimpleAtod(parts[1], &lr0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--from: expected B0:LR0 (the batch size and the LR tuned there, e.g. 256:3e-4), got '",
+        text, "'"));
+  }
+  reference->set_batch_size(b0);
+  reference->set_lr(lr0);
+  return absl::OkStatus();
+}
+
+absl::Status Advise(client::SurgeClient& client, const AdviseArgs& args) {
+  surge::v1::GetAdviceRequest request;
+  request.set_job(args.job);
+  request.set_batch_size(args.batch_size);
+  if (args.step.has_value()) request.set_step(*args.step);
+  request.set_criterion(args.criterion == "fastest" ? surge::v1::CRITERION_FASTEST
+                                                    : surge::v1::CRITERION_IMPROVEMENT);
+  if (args.from.empty() && (args.from_step.has_value() || args.from_loss.has_value())) {
+    return absl::InvalidArgumentError("--from-step and --from-loss need --from B0:LR0");
+  }
+  if (!args.from.empty()) {
+    surge::v1::AdviceReference* ref = request.mutable_reference();
+    if (absl::Status s = ParseFrom(args.from, ref); !s.ok()) return s;
+    if (args.from_step.has_value()) ref->set_step(*args.from_step);
+    if (args.from_loss.has_value()) ref->set_loss(*args.from_loss);
+  }
+  const std::string& job = args.job;
+  auto advice = client.GetAdvice(request);
   if (!advice.ok()) return advice.status();
-  if (json) {
+  if (args.json) {
     std::cout << ToJson(*advice) << "\n";
     return absl::OkStatus();
   }
@@ -199,6 +253,7 @@ absl::Status Advise(client::SurgeClient& client, const std::string& job, double 
       a.step_mapping() == "speed_data" ? " (reached at this step by a run at this batch size)" : "",
       a.criterion() == surge::v1::CRITERION_FASTEST ? "fastest (fewest steps to the target)"
                                                     : "improvement (the paper's)");
+  if (a.has_transfer()) PrintTransfer(a);
   PrintTable({
       {"  lr", absl::StrCat(G(a.lr()), "  95% ", Range(a.lr_ci95()))},
       {"  model", a.model()},

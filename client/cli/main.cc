@@ -78,7 +78,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
 
   double batch_size = 0;
-  int64_t step = -1;
+  int64_t step = -1, from_step = -1;
+  double from_loss = 0;
+  std::string from;
   auto* advise = app.add_subcommand("advise", "Optimal learning rate for a batch size at a step");
   advise->add_option("--job", job_name, "job name")->required();
   advise->add_option("--batch", batch_size, "batch size (in the job's unit)")
@@ -91,7 +93,15 @@ int main(int argc, char** argv) {
                      "improvement: largest loss fall over k steps after the stage (the "
                      "paper's); fastest: fewest steps to the stage's target loss (runs only)")
       ->check(CLI::IsMember({"improvement", "fastest"}));
-  advise->add_flag("--json", json, "print the Advice as JSON (the LR is field `lr`)");
+  advise->add_option("--from", from,
+                     "B0:LR0, e.g. 256:3e-4: my LR is tuned at batch B0; scale it to --batch by "
+                     "the job's fitted curve (with the linear and square-root rules beside it)");
+  advise->add_option("--from-step", from_step, "the step the --from LR was tuned at")
+      ->check(CLI::NonNegativeNumber);
+  advise->add_option("--from-loss", from_loss, "the loss the --from LR was tuned at")
+      ->check(CLI::PositiveNumber);
+  advise->add_flag("--json", json, "print the Advice as JSON (the LR is field `lr`; with "
+                                   "--from, the transferred one is `transfer.lr`)");
 
   auto* fit = app.add_subcommand("fit", "Show the job's fit: per-batch optima, models, drift");
   fit->add_option("--job", job_name, "job name")->required();
@@ -124,9 +134,16 @@ int main(int argc, char** argv) {
   } else if (*import) {
     status = surge::cli::Import(client, import_args);
   } else if (*advise) {
-    status = surge::cli::Advise(client, job_name, batch_size,
-                                step >= 0 ? std::optional<int64_t>(step) : std::nullopt,
-                                criterion, json);
+    surge::cli::AdviseArgs args;
+    args.job = job_name;
+    args.batch_size = batch_size;
+    if (step >= 0) args.step = step;
+    args.criterion = criterion;
+    args.from = from;
+    if (from_step >= 0) args.from_step = from_step;
+    if (from_loss > 0) args.from_loss = from_loss;
+    args.json = json;
+    status = surge::cli::Advise(client, args);
   } else if (*fit) {
     status = surge::cli::ShowFit(client, job_name, targets, k_steps, json);
   }

@@ -130,6 +130,11 @@ absl::StatusOr<surge::v1::Advice> SurgeClient::GetAdvice(const std::string& job,
   SURGE_UNARY_CALL(GetAdvice, request, surge::v1::Advice);
 }
 
+absl::StatusOr<surge::v1::Advice> SurgeClient::GetAdvice(
+    const surge::v1::GetAdviceRequest& request) {
+  SURGE_UNARY_CALL(GetAdvice, request, surge::v1::Advice);
+}
+
 #undef SURGE_UNARY_CALL
 
 absl::Status SurgeClient::WatchFits(const std::string& job, absl::Duration timeout,

@@ -50,6 +50,8 @@ class SurgeClient {
   absl::StatusOr<surge::v1::Advice> GetAdvice(
       const std::string& job, double batch_size, std::optional<int64_t> step,
       surge::v1::Criterion criterion = surge::v1::CRITERION_IMPROVEMENT);
+  // Any GetAdvice request, e.g. with a reference (B0, lr0) to transfer.
+  absl::StatusOr<surge::v1::Advice> GetAdvice(const surge::v1::GetAdviceRequest& request);
   // Streams fits of `job` to `sink` until it returns false, `timeout` passes
   // (then OK), or the stream fails.
   absl::Status WatchFits(const std::string& job, absl::Duration timeout,

@@ -30,6 +30,7 @@ class Server:
         self.dir = workdir
         self.db = os.path.join(workdir, "surge.db")
         self.port_file = os.path.join(workdir, "port")
+        self.http_port_file = os.path.join(workdir, "http_port")
         self.port = 0
         self.proc = None
         self.starts = 0
@@ -45,7 +46,8 @@ class Server:
         self.starts += 1
         self.proc = subprocess.Popen(
             [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--port_file={self.port_file}",
-             f"--db={self.db}", "--shutdown_grace_s=2", "--http=127.0.0.1:0"],
+             f"--db={self.db}", "--shutdown_grace_s=2", "--http=127.0.0.1:0",
+             f"--http_port_file={self.http_port_file}"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -63,6 +65,12 @@ class Server:
                 pass
             time.sleep(0.02)
         raise RuntimeError(f"surge-server did not write {self.port_file} in {timeout} s")
+
+    @property
+    def http_address(self):
+        """127.0.0.1:PORT of the HTTP API and dashboard of the running server."""
+        with open(self.http_port_file) as f:
+            return f"127.0.0.1:{int(f.read().strip())}"
 
     def log_tail(self, n=2000):
         out = []

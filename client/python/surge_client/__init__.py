@@ -8,9 +8,9 @@
 PyTorch helpers (TwoBatchGradStats, AdviceScheduler) are in surge_client.pytorch.
 """
 from .client import (Advice, FlushTimeout, SurgeClient, SurgeError, advise, make_channel,
-                     optimizer_spec, resolve_server)
+                     optimizer_spec, resolve_server, Transfer)
 from .reporter import PERMANENT_CODES, GradStats, Reporter, ReporterStats
 
 __all__ = ["Advice", "FlushTimeout", "GradStats", "PERMANENT_CODES", "Reporter",
            "ReporterStats", "SurgeClient", "SurgeError", "advise", "make_channel",
-           "optimizer_spec", "resolve_server"]
+           "optimizer_spec", "resolve_server", "Transfer"]

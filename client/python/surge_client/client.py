@@ -77,6 +77,34 @@ def _interval(i) -> Tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """A tuned LR at batch B0 scaled to the asked batch size by the job's
+    fitted curve: lr = reference_lr * eps_opt(B) / eps_opt(B0) (see
+    AdviceTransfer in surge.proto)."""
+    reference_batch_size: float
+    reference_lr: float
+    reference_loss: float                # the loss the reference stands at
+    ratio: float                         # eps_opt(B) / eps_opt(B0)
+    lr: float                            # reference_lr * ratio
+    lr_ci95: Tuple[float, float]         # from the ratio's own variance
+    linear_rule_lr: float                # reference_lr * B / B0
+    sqrt_rule_lr: float                  # reference_lr * sqrt(B / B0)
+    fitted_lr_at_reference: float        # the job's own optimum at B0
+    flags: FrozenSet[str]                # reference_outside_data, reference_other_stage, ...
+
+    @classmethod
+    def from_proto(cls, t) -> "Transfer":
+        flags = frozenset(name for name in ("reference_outside_data",
+                                            "reference_extrapolated_in_loss",
+                                            "reference_other_stage") if getattr(t, name))
+        return cls(reference_batch_size=t.reference.batch_size, reference_lr=t.reference.lr,
+                   reference_loss=t.reference_loss, ratio=t.ratio, lr=t.lr,
+                   lr_ci95=_interval(t.lr_ci95), linear_rule_lr=t.linear_rule_lr,
+                   sqrt_rule_lr=t.sqrt_rule_lr, fitted_lr_at_reference=t.fitted_lr_at_reference,
+                   flags=flags)
+
+
+@dataclass(frozen=True)
 class Advice:
     """The optimal LR for one batch size at one step (see Advice in surge.proto)."""
     job: str
@@ -104,6 +132,7 @@ class Advice:
     evidence: str = ""                   # plain_runs, full_runs, probes, measured ("+"-joined)
     runs_used: int = 0                   # training runs behind the answer
     step_mapping: str = ""               # speed_data, loss_curve, or "" (no step)
+    transfer: Optional[Transfer] = None  # with a reference: the tuned LR scaled to batch_size
 
     @classmethod
     def from_proto(cls, a) -> "Advice":
@@ -121,7 +150,8 @@ class Advice:
             verdict=_enum_name(pb.Verdict, a.verdict, "VERDICT_"),
             verdict_reason=a.verdict_reason, stages_used=tuple(a.stages_used),
             criterion=_enum_name(pb.Criterion, a.criterion, "CRITERION_"),
-            evidence=a.evidence, runs_used=a.runs_used, step_mapping=a.step_mapping)
+            evidence=a.evidence, runs_used=a.runs_used, step_mapping=a.step_mapping,
+            transfer=Transfer.from_proto(a.transfer) if a.HasField("transfer") else None)
 
 
 def optimizer_spec(optimizer) -> Optional[dict]:
@@ -265,13 +295,20 @@ class SurgeClient:
         return self._call(self.stub.GetFit, req)
 
     def advise(self, job: str, batch_size: float, step: Optional[int] = None,
-               timeout: Optional[float] = None, criterion: str = "improvement") -> Advice:
+               timeout: Optional[float] = None, criterion: str = "improvement",
+               reference: Optional[Tuple[float, float]] = None,
+               reference_step: Optional[int] = None,
+               reference_loss: Optional[float] = None) -> Advice:
         """The optimal LR for `batch_size` at `step` (None: the latest stage).
         `criterion`: "improvement" (the paper's: the largest loss fall over the
         k steps after each stage) or "fastest" (fewest steps to each stage's
-        target loss; needs training runs). Raises SurgeError: INVALID_ARGUMENT,
-        NOT_FOUND (job), FAILED_PRECONDITION (no usable fit yet; the message
-        says what evidence is missing)."""
+        target loss; needs training runs). `reference=(B0, lr0)`: "my LR lr0
+        is tuned at batch B0": the answer's `transfer` scales it to
+        `batch_size` by the job's fitted curve (optionally tuned at
+        `reference_step` or `reference_loss`). Raises SurgeError:
+        INVALID_ARGUMENT (naming the field, e.g. reference.lr), NOT_FOUND
+        (job), FAILED_PRECONDITION (no usable fit yet; the message says what
+        evidence is missing)."""
         b = float(batch_size)
         if not math.isfinite(b):
             raise ValueError(f"batch_size: must be finite, got {batch_size!r}")
@@ -280,12 +317,30 @@ class SurgeClient:
         req = pb.GetAdviceRequest(job=job, batch_size=b, criterion=_CRITERIA[criterion])
         if step is not None:
             req.step = int(step)
+        if reference is None and (reference_step is not None or reference_loss is not None):
+            raise ValueError("reference_step and reference_loss need reference=(B0, lr0)")
+        if reference is not None:
+            try:
+                b0, lr0 = reference
+            except (TypeError, ValueError):
+                raise ValueError(f"reference: expected (batch_size, lr), got {reference!r}")
+            req.reference.batch_size = float(b0)  # the server checks > 0 and finite
+            req.reference.lr = float(lr0)
+            if reference_step is not None:
+                req.reference.step = int(reference_step)
+            if reference_loss is not None:
+                req.reference.loss = float(reference_loss)
         return Advice.from_proto(self._call(self.stub.GetAdvice, req, timeout))
 
 
 def advise(job: str, batch_size: float, step: Optional[int] = None, *,
            server: Optional[str] = None, timeout: float = 10.0,
-           criterion: str = "improvement") -> Advice:
-    """One-shot GetAdvice on a fresh channel (see SurgeClient.advise)."""
+           criterion: str = "improvement",
+           reference: Optional[Tuple[float, float]] = None,
+           reference_step: Optional[int] = None,
+           reference_loss: Optional[float] = None) -> Advice:
+    """One-shot GetAdvice on a fresh channel (see SurgeClient.advise), e.g.
+    advise("job", 1024, reference=(256, 3e-4)).transfer.lr."""
     with SurgeClient(server, timeout=timeout) as c:
-        return c.advise(job, batch_size, step, criterion=criterion)
+        return c.advise(job, batch_size, step, criterion=criterion, reference=reference,
+                        reference_step=reference_step, reference_loss=reference_loss)

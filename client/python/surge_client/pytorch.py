@@ -27,7 +27,7 @@ you do not divide, and include a GradScaler's scale if you use one.
 """
 import concurrent.futures
 import math
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 
@@ -148,6 +148,16 @@ def noise_scale_estimates(g: GradStats):
     return g2, tr, (tr / g2 if g2 > 0 else math.nan)
 
 
+class _Pending(tuple):
+    """(generation, future) of an advice request in flight."""
+
+    def __new__(cls, generation, future):
+        return super().__new__(cls, (generation, future))
+
+    def done(self):
+        return self[1].done()
+
+
 class AdviceScheduler:
     """Applies surge's advice to an optimizer: every `every` steps it asks, in a
     background thread, for the optimal LR at (batch_size, step); at the first
@@ -156,13 +166,23 @@ class AdviceScheduler:
     [min_lr, max_lr]). step() never waits on the server. Errors (e.g.
     FAILED_PRECONDITION while the job has no fit yet) leave the LR unchanged and
     are kept in `last_error`. `accept(advice) -> bool` may veto an advice (e.g.
-    lambda a: not a.flags)."""
+    lambda a: not a.flags).
+
+    `criterion` selects the optimum ("improvement" or "fastest"). With
+    `reference=(B0, lr0)` (an LR the user tuned at batch B0) every advice
+    applies the transfer, lr0 scaled by the job's fitted eps_opt(B)/eps_opt(B0),
+    instead of the job's absolute level. `set_batch_size(B1, step)` is for a
+    job that changes its batch size mid-run: it asks (waiting, once) for the LR
+    now in use at the old batch size transferred to B1 and applies it at the
+    switch; later advice is for B1."""
 
     def __init__(self, optimizer, job: str, batch_size: float, *, every: int = 100,
                  client: Optional[SurgeClient] = None, server: Optional[str] = None,
                  use_step: bool = True, min_lr: float = 0.0, max_lr: float = math.inf,
-                 accept: Optional[Callable] = None):
+                 accept: Optional[Callable] = None, criterion: str = "improvement",
+                 reference: Optional[Tuple[float, float]] = None):
         self.optimizer, self.job, self.batch_size = optimizer, job, batch_size
+        self.criterion, self.reference = criterion, reference
         self.every, self.use_step = int(every), use_step
         self.min_lr, self.max_lr, self.accept = min_lr, max_lr, accept
         self._own_client = client is None
@@ -171,6 +191,7 @@ class AdviceScheduler:
         self._ratios = [(g["lr"] / base) if base else 1.0 for g in optimizer.param_groups]
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="surge-advice")
         self._future = None
+        self._generation = 0  # bumped by set_batch_size: older answers are dropped
         self.last_advice = None
         self.last_error: Optional[SurgeError] = None
         self.applied = 0
@@ -181,22 +202,58 @@ class AdviceScheduler:
         f = self._future
         if f is not None and f.done():
             self._future = None
+            generation, future = f
             try:
-                advice = f.result()
+                advice = future.result()
                 self.last_error = None
-                if self.accept is None or self.accept(advice):
-                    lr = min(max(advice.lr, self.min_lr), self.max_lr)
-                    for g, r in zip(self.optimizer.param_groups, self._ratios):
-                        g["lr"] = lr * r
-                    self.last_advice = applied = advice
-                    self.applied += 1
+                if generation == self._generation:
+                    applied = self._apply(advice)
             except SurgeError as e:
                 self.last_error = e
         if self._future is None and step % self.every == 0:
-            self._future = self._pool.submit(
-                self.client.advise, self.job, self.batch_size,
-                int(step) if self.use_step else None)
+            self._future = _Pending(self._generation, self._pool.submit(
+                self._ask, self.batch_size, int(step) if self.use_step else None,
+                self.reference))
         return applied
+
+    def set_batch_size(self, batch_size: float, step: Optional[int] = None,
+                       timeout: float = 10.0):
+        """Switch to `batch_size` now: the LR in use at the old batch size is
+        transferred to the new one by the job's fitted curve and applied (the
+        returned Advice; its `transfer` holds the LR and the linear and
+        square-root rules for comparison). On an error the LR is left as it
+        is, the error is kept in `last_error` and None is returned; later
+        advice is for the new batch size either way."""
+        old_b = self.batch_size
+        current = self.optimizer.param_groups[0]["lr"] / (self._ratios[0] or 1.0)
+        reference = self.reference or (old_b, current)
+        self.batch_size = batch_size
+        self._generation += 1  # an answer in flight for the old batch size is dropped
+        try:
+            advice = self.client.advise(self.job, batch_size,
+                                        int(step) if (self.use_step and step is not None) else None,
+                                        timeout=timeout, criterion=self.criterion,
+                                        reference=reference)
+        except SurgeError as e:
+            self.last_error = e
+            return None
+        self.last_error = None
+        return self._apply(advice)
+
+    def _ask(self, batch_size, step, reference):
+        return self.client.advise(self.job, batch_size, step, criterion=self.criterion,
+                                  reference=reference)
+
+    def _apply(self, advice):
+        if self.accept is not None and not self.accept(advice):
+            return None
+        lr = advice.transfer.lr if advice.transfer is not None else advice.lr
+        lr = min(max(lr, self.min_lr), self.max_lr)
+        for g, r in zip(self.optimizer.param_groups, self._ratios):
+            g["lr"] = lr * r
+        self.last_advice = advice
+        self.applied += 1
+        return advice
 
     def close(self):
         self._pool.shutdown(wait=True)
