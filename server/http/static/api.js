@@ -26,8 +26,9 @@ export const api = {
   job: (job) => getJson(`/api/v1/jobs/${enc(job)}`),
   runs: (job) => getJson(`/api/v1/jobs/${enc(job)}/runs`),
   fit: (job) => getJson(`/api/v1/jobs/${enc(job)}/fit`),
-  advice: (job, batchSize, step) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +
-    (step === '' || step === undefined || step === null ? '' : `&step=${enc(step)}`)),
+  advice: (job, batchSize, step, criterion) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +
+    (step === '' || step === undefined || step === null ? '' : `&step=${enc(step)}`) +
+    (criterion ? `&criterion=${enc(criterion)}` : '')),
   // Every record of one run (follows next_page_token).
   async records(job, run) {
     const out = [];

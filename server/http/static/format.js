@@ -57,6 +57,35 @@ export function bNoiseText(kind, value, ci, unit) {
   }
 }
 
+// The evidence kinds of StageFit.evidence / Advice.evidence ("+"-joined).
+const EVIDENCE_LABELS = { plain_runs: 'plain runs', full_runs: 'full runs', probes: 'probes',
+  measured: 'imported optima' };
+
+// A stage's evidence; fits from before StageFit.evidence existed: probes or imported optima.
+export function stageEvidence(stage) {
+  return stage.evidence || (num(stage.probePoints) > 0 ? 'probes' : 'measured');
+}
+
+export function evidenceText(evidence) {
+  if (!evidence) return 'none';
+  return evidence.split('+').map((e) => EVIDENCE_LABELS[e] || e).join(' + ');
+}
+
+// Training runs (plain, full) rather than short-horizon probes or imported optima.
+export function isRunEvidence(evidence) {
+  return /plain_runs|full_runs/.test(evidence || '');
+}
+
+// StageFit.criterion ('improvement', 'fastest', '' = improvement) or Advice.criterion (enum).
+export function criterionName(c) {
+  return c === 'fastest' || c === 'CRITERION_FASTEST' ? 'fastest' : 'improvement';
+}
+
+export const CRITERION_TEXT = {
+  improvement: 'improvement: the paper\'s, the largest loss fall over the k steps after the target',
+  fastest: 'fastest: the fewest steps to the target loss',
+};
+
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

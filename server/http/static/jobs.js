@@ -1,13 +1,17 @@
 // jobs.js: fills the job list (index.html) from /api/v1/jobs and each job's
 // latest fit; refreshes every 10 s.
 import { api } from './api.js';
-import { h, num, timeAgo, isoTime, verdictText } from './format.js';
+import { h, num, timeAgo, isoTime, verdictText, stageEvidence, evidenceText } from './format.js';
 
 function fitStatus(fit) {
   if (fit.error) return h('span', { class: 'status bad', title: fit.error }, `no fit: ${fit.error}`);
   const verdicts = fit.stages.map((s) => verdictText(s.verdict));
-  return h('span', { class: 'status ok' },
-    `v${fit.version} · ${fit.stages.length} stage${fit.stages.length === 1 ? '' : 's'} · surge supported: ${verdicts.join(' / ')}`);
+  const evidence = [...new Set(fit.stages.flatMap((s) => stageEvidence(s).split('+')))].join('+');
+  const aside = (fit.setAsideStages || []).length;
+  return h('span', { class: 'status ok', 'data-evidence': evidence },
+    `v${fit.version} · ${fit.stages.length} stage${fit.stages.length === 1 ? '' : 's'} from ${evidenceText(evidence)}` +
+    `${(fit.fastestStages || []).length ? ' (both criteria)' : ''}${aside ? ` · ${aside} set aside` : ''}` +
+    ` · surge supported: ${verdicts.join(' / ')}`);
 }
 
 async function load() {

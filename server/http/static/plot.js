@@ -112,12 +112,13 @@ export class Plot {
     for (const x of xs) if (Number.isFinite(x) && (!this.o.xLog || x > 0)) this.xs.push(x);
     for (const y of ys) if (Number.isFinite(y) && (!this.o.yLog || y > 0)) this.ys.push(y);
   }
-  addLegend(series, label, cls, kind) { if (label) this.legend.push({ series, label, cls, kind }); }
+  addLegend(series, label, cls, kind, shape) { if (label) this.legend.push({ series, label, cls, kind, shape }); }
 
-  // A filled band between lo and hi: points [{x, lo, hi}].
-  band(points, { series, cls = 'band', label } = {}) {
+  // A filled band between lo and hi: points [{x, lo, hi}]. `fit: false`
+  // leaves the axes to the other layers (a band can be decades wide).
+  band(points, { series, cls = 'band', label, fit = true } = {}) {
     const pts = points.filter((p) => Number.isFinite(p.lo) && Number.isFinite(p.hi));
-    this.extend(pts.map((p) => p.x), pts.flatMap((p) => [p.lo, p.hi]));
+    if (fit) this.extend(pts.map((p) => p.x), pts.flatMap((p) => [p.lo, p.hi]));
     this.layers.push({ kind: 'band', pts, series, cls });
     this.addLegend(series, label, cls, 'band');
   }
@@ -131,11 +132,12 @@ export class Plot {
   }
   // A legend line without a key (e.g. "+ 132 more runs").
   note(text) { this.legend.push({ series: 'note', label: text, cls: 'note', kind: 'text' }); }
-  // Markers with optional vertical error bars: points [{x, y, lo, hi, title}].
-  points(points, { series, cls = 'pt', label, shape = 'circle' } = {}) {
+  // Markers with optional vertical error bars: points [{x, y, lo, hi, title}];
+  // `size`: the marker's width in pixels (circle 8, square 5 by default).
+  points(points, { series, cls = 'pt', label, shape = 'circle', size } = {}) {
     this.extend(points.map((p) => p.x), points.flatMap((p) => [p.y, p.lo, p.hi]));
-    this.layers.push({ kind: 'points', pts: points, series, cls, shape });
-    this.addLegend(series, label, cls, 'point');
+    this.layers.push({ kind: 'points', pts: points, series, cls, shape, size });
+    this.addLegend(series, label, cls, 'point', shape);
   }
   // Censored values: points [{x, y, dir: 'up'|'down', title}] drawn as a bar
   // with an arrow pointing to where the true value lies.
@@ -145,10 +147,11 @@ export class Plot {
     this.addLegend(series, label, cls, 'bound');
   }
   // A vertical marker at x, optionally with a shaded interval [lo, hi] or an
-  // arrow (dir 'left'|'right') when x is only a bound.
-  vline(x, { series, cls = 'marker', label, lo, hi, dir, text } = {}) {
+  // arrow (dir 'left'|'right') when x is only a bound; its text sits at the
+  // bottom, or at the top with textAt: 'top' (two markers in one plot).
+  vline(x, { series, cls = 'marker', label, lo, hi, dir, text, textAt = 'bottom' } = {}) {
     this.extend([x], []);
-    this.layers.push({ kind: 'vline', x, lo, hi, dir, series, cls, text });
+    this.layers.push({ kind: 'vline', x, lo, hi, dir, series, cls, text, textAt });
     this.addLegend(series, label, cls, 'vline');
   }
 
@@ -161,6 +164,7 @@ export class Plot {
     const y1 = Math.max(...this.ys);
     const wrap = document.createElement('figure');
     wrap.className = 'plot';
+    wrap.style.maxWidth = `${width}px`;  // a long legend wraps instead of widening the figure
     if (this.o.id) wrap.dataset.plot = this.o.id;
     const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
       'aria-label': this.o.title || '' }, null);
@@ -218,7 +222,8 @@ export class Plot {
         if (item.kind === 'band') el('rect', { x: 1, y: 2, width: 20, height: 8, class: item.cls }, key);
         else if (item.kind === 'point') {
           el('line', { x1: 11, x2: 11, y1: 0, y2: 12, class: `${item.cls} err` }, key);
-          el('circle', { cx: 11, cy: 6, r: 3.5, class: item.cls }, key);
+          if (item.shape === 'square') el('rect', { x: 8, y: 3, width: 6, height: 6, class: item.cls }, key);
+          else el('circle', { cx: 11, cy: 6, r: 3.5, class: item.cls }, key);
         } else if (item.kind === 'bound') el('path', { d: 'M6 3 H16 M11 3 V11 M8 8 L11 11 L14 8', class: item.cls }, key);
         else if (item.kind === 'vline') el('line', { x1: 11, x2: 11, y1: 0, y2: 12, class: item.cls }, key);
         else if (item.kind !== 'text') el('line', { x1: 1, x2: 21, y1: 6, y2: 6, class: item.cls }, key);
@@ -262,9 +267,10 @@ export class Plot {
             el('line', { x1: px - 4, x2: px + 4, y1: Y.px(v), y2: Y.px(v), class: `${layer.cls} err` }, pg);
           }
         }
+        const half = (layer.size || (layer.shape === 'square' ? 5 : 8)) / 2;
         const mk = layer.shape === 'square'
-          ? el('rect', { x: px - 2.5, y: Y.px(p.y) - 2.5, width: 5, height: 5, class: layer.cls }, pg)
-          : el('circle', { cx: px, cy: Y.px(p.y), r: 4, class: layer.cls }, pg);
+          ? el('rect', { x: px - half, y: Y.px(p.y) - half, width: 2 * half, height: 2 * half, class: layer.cls }, pg)
+          : el('circle', { cx: px, cy: Y.px(p.y), r: half, class: layer.cls }, pg);
         if (p.title) el('title', {}, mk).textContent = p.title;
       }
     } else if (layer.kind === 'bounds') {
@@ -288,12 +294,13 @@ export class Plot {
       el('line', { x1: px, x2: px, y1: m.t, y2: height - m.b, class: layer.cls }, g);
       if (layer.dir) {
         const s = layer.dir === 'right' ? 1 : -1;
-        const y = m.t + 14;
+        const y = layer.textAt === 'top' ? m.t + 30 : m.t + 14;
         el('path', { d: `M${px},${y} H${px + s * 24} M${px + s * 18},${y - 5} L${px + s * 24},${y} L${px + s * 18},${y + 5}`,
           class: layer.cls }, g);
       }
       if (layer.text) {
-        el('text', { x: px + 4, y: height - m.b - 6, class: `${layer.cls} marker-text` }, g)
+        el('text', { x: px + 4, y: layer.textAt === 'top' ? m.t + 14 : height - m.b - 6,
+          class: `${layer.cls} marker-text` }, g)
           .textContent = layer.text;
       }
     }
