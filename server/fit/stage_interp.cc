@@ -30,8 +30,27 @@ CurvePrediction SurgeFromDrift(const DriftPoint& d, double x, std::optional<doub
   return p;
 }
 
-CurvePrediction CurveAt(const ModelCurve& c, double x, std::optional<double> x0) {
-  return x0.has_value() ? c.PredictDifference(x, *x0) : c.Predict(x);
+// Model m's prediction at one stage. A surge limit's difference assumes the
+// peak is far away, while the data only bound it (B_noise >= or <= b, the
+// stage's ln_b_noise_bound). With the peak at its bound the difference would be
+//   D_b = ln cosh((x0 - b) / 2) - ln cosh((x - b) / 2);
+// the gap to the limit's D enters as a systematic term,
+//   var += ((D - D_b) / 1.96)^2,
+// so the 95% interval reaches the curve whose peak sits at the bound (the
+// limit alone has no error in its slope, and would give a zero-width ratio).
+CurvePrediction CurveAt(const StageFit& stage, const ModelCurve& c, double x,
+                        std::optional<double> x0) {
+  if (!x0.has_value()) return c.Predict(x);
+  CurvePrediction p = c.PredictDifference(x, *x0);
+  const bool limit =
+      c.kind == ModelKind::kSurgeRisingLimit || c.kind == ModelKind::kSurgeFallingLimit;
+  const double b = stage.surge.ln_b_noise_bound;
+  if (limit && std::isfinite(b) && std::isfinite(p.mean)) {
+    const double d_b = LogCosh(0.5 * (*x0 - b)) - LogCosh(0.5 * (x - b));
+    const double gap = (p.mean - d_b) / kZ95;
+    p.var += gap * gap;
+  }
+  return p;
 }
 
 }  // namespace
@@ -114,8 +133,8 @@ ModelPredictions PredictModels(const CriterionView& view, const StageBracket& br
       continue;
     }
     const CurvePrediction p0 =
-        m0.weight > 0.0 ? CurveAt(m0.curve, x, x0) : CurveAt(m1.curve, x, x0);
-    const CurvePrediction p1 = m1.weight > 0.0 ? CurveAt(m1.curve, x, x0) : p0;
+        m0.weight > 0.0 ? CurveAt(s0, m0.curve, x, x0) : CurveAt(s1, m1.curve, x, x0);
+    const CurvePrediction p1 = m1.weight > 0.0 ? CurveAt(s1, m1.curve, x, x0) : p0;
     out.predictions[m].mean = (1.0 - lambda) * p0.mean + lambda * p1.mean;
     out.predictions[m].var = (1.0 - lambda) * p0.var + lambda * p1.var;
   }

@@ -11,6 +11,9 @@
 // common to both batch sizes cancel). With a linear drift fit the surge
 // model's prediction comes from the drift point (a(L), b(L)) instead:
 //   ln eps_opt(x) = a - ln cosh((x - b) / 2),  gradient [1, tanh((x - b) / 2) / 2].
+// A surge limit (data on one side of the peak) adds, to a difference, the gap
+// to the curve whose peak sits at the bound B_noise >= b (or <= b) as a
+// systematic term: var += ((D_limit - D_b) / 1.96)^2.
 #ifndef SURGE_SERVER_FIT_STAGE_INTERP_H_
 #define SURGE_SERVER_FIT_STAGE_INTERP_H_
 

@@ -10,7 +10,10 @@
 // both batch sizes (above all the level) cancel: the ratio's interval is
 // narrower than the absolute advice's. When the reference stands at another
 // loss (L0 != L, flagged), the two stages' fits are separate and var(d_m) is
-// var_m(B, L) + var_m(B0, L0), which is conservative.
+// var_m(B, L) + var_m(B0, L0), which is conservative. When the stage's data
+// lie on one side of the peak (the surge law reduces to a limit of fixed
+// slope +-1/2, no error of its own), the ratio's variance gets the gap to the
+// curve with its peak at the B_noise bound (stage_interp.h).
 // For comparison: the linear rule lr0 * B / B0 and the square-root rule
 // lr0 * sqrt(B / B0), which the paper shows do not hold for Adam.
 #ifndef SURGE_SERVER_FIT_TRANSFER_H_
