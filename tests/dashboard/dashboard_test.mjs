@@ -4,7 +4,11 @@
 // the job page must draw as many points, bounds and curves as the fit (read
 // independently over gRPC with `surge fit --json`) has, its advice box must
 // give the same LR as `surge advise --json`, and it must redraw when a new
-// fit lands. Screenshots are saved in --out.
+// fit lands. A sweep of plain runs (scripts/gen_records.py) must show its
+// run-based stages under both criteria, the evidence statement and an advice
+// box that answers with the fastest criterion as `surge advise --criterion
+// fastest` does; with probes added, the probe stages appear set aside.
+// Screenshots are saved in --out.
 // Usage: node dashboard_test.mjs --server BIN --cli BIN --source DIR --out DIR
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -51,6 +55,32 @@ function cli(...a) {
 }
 let grpcPort = 0;
 
+// As the page formats numbers (format.js g4, `%.4g`), for the values compared here.
+function g4(v) {
+  v = Number(v);
+  const e = Math.floor(Math.log10(Math.abs(v)));
+  if (e < -4 || e >= 4) {
+    const [m, x] = v.toExponential(3).split('e');
+    return `${String(Number(m))}e${x[0] === '-' ? '-' : '+'}${x.slice(1).padStart(2, '0')}`;
+  }
+  return String(Number(v.toPrecision(4)));
+}
+
+// The job's fit once it covers every stored record (read over gRPC), and `ready(fit)`.
+async function settledFit(job, ready = () => true) {
+  let fit = null;
+  const end = Date.now() + 20000;
+  while (Date.now() < end) {
+    const shown = JSON.parse(cli('job', 'show', job, '--json'));
+    fit = JSON.parse(cli('fit', '--job', job, '--json'));
+    if (fit.inputs.recordsSeen === shown.recordCount && !fit.error && ready(fit)) break;
+    await sleep(200);
+  }
+  return fit;
+}
+
+const uncensored = (stage) => stage.optima.filter((o) => o.censoring === 'CENSORING_NONE').length;
+
 async function main() {
   grpcPort = await waitForFile(`${work}/grpc.port`, server, 30000);
   const httpPort = Number(fs.readFileSync(`${work}/http.port`, 'utf8'));
@@ -61,14 +91,7 @@ async function main() {
   cli('import', '--job', JOB, `${work}/probes.csv`);
 
   // The settled fit, read over gRPC: its inputs cover every stored record.
-  let fit = null;
-  const end = Date.now() + 20000;
-  while (Date.now() < end) {
-    const job = JSON.parse(cli('job', 'show', JOB, '--json'));
-    fit = JSON.parse(cli('fit', '--job', JOB, '--json'));
-    if (fit.inputs.recordsSeen === job.recordCount && !fit.error) break;
-    await sleep(200);
-  }
+  const fit = await settledFit(JOB);
   check('fit settled with 2 stages', fit && !fit.error && fit.stages.length === 2, `version ${fit && fit.version}`);
 
   browser = await chromium.launchPersistentContext(path.join(work, 'profile'), {
@@ -152,6 +175,17 @@ async function main() {
       Number(shown) === fromCli.lr && Number(text) === Number(fromCli.lr.toPrecision(4)),
       `page ${text} (${shown}), CLI ${fromCli.lr}`);
   }
+  // Probes only: the answer is flagged short-horizon and the fastest criterion is not offered.
+  const probeAdvice = JSON.parse(cli('advise', '--job', JOB, '--batch', '48', '--json'));
+  check('probe job: advice shows the short-horizon flag and evidence probes',
+    probeAdvice.flags.shortHorizon === true &&
+    await page.getAttribute('#advice-short-horizon', 'data-short-horizon') === 'true' &&
+    await page.getAttribute('#advice-evidence', 'data-evidence') === probeAdvice.evidence &&
+    await page.getAttribute('#evidence-statement', 'data-evidence') === 'probes',
+    `CLI ${probeAdvice.evidence} short=${probeAdvice.flags.shortHorizon}, page ${await page.textContent('#advice-short-horizon')}`);
+  check('probe job: the fastest criterion is not offered',
+    await page.locator('#advice-criterion option[value="CRITERION_FASTEST"]').evaluate((n) => n.disabled) &&
+    fit.fastestStages.length === 0);
   const before400 = problems.length;
   await page.fill('#advice-batch', '-5');
   await page.click('#advice-go');
@@ -219,8 +253,144 @@ async function main() {
     `${lossPaths} curves, ${named} named, ${more} note, ${titled} title`);
   await page.screenshot({ path: path.join(args.out, 'dashboard-narrow-grid.png'), fullPage: true });
 
+  await plainRunJobs(page, base, work);
+
   check('no page errors', problems.length === 0, problems.join('; '));
   check('nothing fetched from outside this server', foreign.length === 0, foreign.join(', '));
+}
+
+// A job of plain runs only: run-based stages under both criteria, the
+// evidence statement, the advice box with criterion fastest against the CLI;
+// then the same runs with probes: the probe stages are set aside.
+async function plainRunJobs(page, base, work) {
+  const PLAIN = 'plain-sweep';
+  const csv = execFileSync('/usr/bin/python3', [`${args.source}/scripts/gen_records.py`, '--runs', '5', '--lrs', '5',
+    '--steps', '300', '--eval-every', '5'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  fs.writeFileSync(`${work}/plain-sweep.csv`, csv);
+  cli('import', '--job', PLAIN, `${work}/plain-sweep.csv`);
+  const fit = await settledFit(PLAIN, (f) => f.stages.length > 0 && f.fastestStages.length > 0);
+  check('plain sweep: fit with run-based stages under both criteria',
+    fit.stages.length >= 2 && fit.fastestStages.length >= 2 && fit.runs && fit.runs.runsUsed === 25 &&
+    fit.stages.every((st) => st.evidence === 'plain_runs' && st.criterion === 'improvement') &&
+    fit.fastestStages.every((st) => st.criterion === 'fastest') && fit.setAsideStages.length === 0,
+    `${fit.stages.length} + ${fit.fastestStages.length} stages`);
+  await page.goto(`${base}/jobs/${PLAIN}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
+
+  // The evidence statement and the RunEvidence summary.
+  const statement = await page.textContent('#evidence-statement');
+  check('plain sweep: evidence statement names plain runs with their count and the targets',
+    await page.getAttribute('#evidence-statement', 'data-evidence') === 'plain_runs' &&
+    statement.includes(`Advice stands on plain runs: ${fit.runs.runsUsed} plain runs, ${fit.stages.length} target losses`),
+    statement);
+  const targets = await page.textContent('#evidence-targets');
+  check('plain sweep: target losses and k as the fit has them',
+    fit.runs.targetLosses.length === fit.stages.length && fit.runs.targetLosses.every((t) => targets.includes(g4(t))) &&
+    targets.includes(fit.runs.targetsFromData ? 'chosen from the data' : 'declared') && targets.includes(`k = ${fit.runs.kSteps}`),
+    targets);
+  check('plain sweep: loss signal', await page.getAttribute('#evidence-signal', 'data-signal') === fit.runs.signal);
+  const censoredText = await page.textContent('#evidence-censored');
+  check('plain sweep: censored runs per target',
+    fit.stages.some((st) => st.censoredRuns > 0) &&
+    fit.stages.every((st) => censoredText.includes(`${st.censoredRuns} of ${st.runs} at ${g4(st.stageLoss)}`)), censoredText);
+  check('plain sweep: both criteria named in the evidence',
+    /improvement \(\d+ stages fitted; the advice default\), fastest \(\d+ stages fitted\)/.test(await page.textContent('#evidence-criteria')));
+  check('plain sweep: no set-aside section', await page.locator('#set-aside').isHidden());
+
+  // One card per target: both criteria's optima, fits and numbers.
+  for (const st of fit.stages) {
+    const fast = fit.fastestStages.find((f) => f.stageId === st.stageId);
+    const card = page.locator(`#stages [data-stage="${st.stageId}"]`);
+    const plot = page.locator(`[data-plot="stage-${st.stageId}"]`);
+    const circles = await plot.locator('g[data-series="optima"] circle').count();
+    const squares = await plot.locator('g[data-series="fastest-optima"] rect').count();
+    const fits = await plot.locator('g[data-series="model-surge"] path').count() +
+      await plot.locator('g[data-series="fastest-surge"] path').count();
+    const surgeFitted = (x) => x.models.some((m) => m.model === 'surge' && m.fitted && m.curve.length > 0) ? 1 : 0;
+    check(`target ${g4(st.stageLoss)}: both criteria's optima and surge fits drawn`,
+      fast && circles === uncensored(st) && squares === uncensored(fast) && fits === surgeFitted(st) + surgeFitted(fast) && fits >= 1,
+      `${circles}/${uncensored(st)} circles, ${squares}/${fast && uncensored(fast)} squares, ${fits} fits`);
+    const rowText = async (c) => card.locator(`table.criteria tr[data-criterion="${c}"]`).innerText();
+    const bn = (x) => ({ B_NOISE_KIND_POINT: '', B_NOISE_KIND_LOWER_BOUND: '\u2265 ', B_NOISE_KIND_UPPER_BOUND: '\u2264 ' }[x.surge.bNoiseKind] ?? 'unknown') +
+      (x.surge.bNoiseKind === 'B_NOISE_KIND_UNKNOWN' ? '' : g4(x.surge.bNoise));
+    const imp = await rowText('improvement');
+    const fas = await rowText('fastest');
+    check(`target ${g4(st.stageLoss)}: criteria table (optima, B_noise per criterion)`,
+      imp.includes(bn(st)) && fas.includes(bn(fast)) && imp.split('\t')[1].startsWith(String(uncensored(st))) &&
+      fas.split('\t')[1].startsWith(String(uncensored(fast))), `${imp} | ${fas}`);
+    const runs = await card.locator('.facts .runs').textContent();
+    check(`target ${g4(st.stageLoss)}: runs and censored runs`,
+      runs.startsWith(`${st.runs} runs at this target, ${st.censoredRuns} never reached it`), runs);
+    const steps = [];
+    for (const o of fast.optima) {
+      const row = card.locator(`table.per-batch tr[data-batch="${o.batchSize}"]`);
+      steps.push([await row.locator('td.steps').textContent(), g4(o.stepsAtOpt),
+        await row.locator('td.censored').textContent(), String(o.nCensored)]);
+    }
+    check(`target ${g4(st.stageLoss)}: steps at the fastest optimum and censored runs per batch size`,
+      steps.length >= 3 && steps.every(([a, b, c, d]) => a === b && c === d), JSON.stringify(steps));
+  }
+
+  // The advice box, criterion fastest then improvement, against the CLI.
+  for (const [criterion, name, step] of [['CRITERION_FASTEST', 'fastest', '100'], ['CRITERION_IMPROVEMENT', 'improvement', '']]) {
+    await page.fill('#advice-batch', '64');
+    await page.fill('#advice-step', step);
+    await page.selectOption('#advice-criterion', criterion);
+    await page.click('#advice-go');
+    await page.waitForFunction((n) => document.querySelector('#advice-result').dataset.state === 'ready' &&
+      document.querySelector('#advice-criterion-out') && document.querySelector('#advice-criterion-out').dataset.criterion === n,
+    name, { timeout: 10000 }).catch(() => {});
+    const a = JSON.parse(cli('advise', '--job', PLAIN, '--batch', '64', '--criterion', name, '--json', ...(step ? ['--step', step] : [])));
+    const got = {
+      criterion: await page.getAttribute('#advice-criterion-out', 'data-criterion'),
+      lr: Number(await page.getAttribute('#advice-lr', 'data-lr')),
+      evidence: await page.getAttribute('#advice-evidence', 'data-evidence'),
+      runsUsed: Number(await page.getAttribute('#advice-evidence', 'data-runs-used')),
+      mapping: await page.getAttribute('#advice-step-mapping', 'data-step-mapping'),
+      short: await page.getAttribute('#advice-short-horizon', 'data-short-horizon'),
+    };
+    check(`plain sweep: advice with criterion ${name} equals surge advise --criterion ${name}`,
+      a.criterion === criterion && got.criterion === name && got.lr === a.lr && got.evidence === a.evidence && a.evidence === 'plain_runs' &&
+      got.runsUsed === a.runsUsed && a.runsUsed > 0 && got.mapping === (a.stepMapping || '') &&
+      (step === '' || a.stepMapping === 'speed_data') && got.short === String(a.flags.shortHorizon) && !a.flags.shortHorizon,
+      `page ${JSON.stringify(got)}, CLI lr ${a.lr} ${a.criterion} ${a.evidence} runs ${a.runsUsed} ${a.stepMapping}`);
+  }
+  await page.selectOption('#advice-criterion', 'CRITERION_FASTEST');
+  await page.waitForFunction(() => document.querySelector('#advice-criterion-out').dataset.criterion === 'fastest',
+    null, { timeout: 10000 }).catch(() => {});
+  await page.screenshot({ path: path.join(args.out, 'dashboard-plain-runs.png'), fullPage: true });
+
+  // The same runs with probes: run evidence wins, the probe stages are set aside.
+  const MIXED = 'runs-and-probes';
+  cli('import', '--job', MIXED, `${work}/plain-sweep.csv`);
+  cli('import', '--job', MIXED, `${work}/probes.csv`);
+  const mixed = await settledFit(MIXED, (f) => f.setAsideStages.length > 0);
+  await page.goto(`${base}/jobs/${MIXED}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
+  const aside = page.locator('#set-aside-stages [data-stage]');
+  const asideIds = await aside.evaluateAll((nodes) => nodes.map((n) => n.dataset.stage));
+  const badges = await page.locator('#set-aside-stages .set-aside-badge').allTextContents();
+  const mainIds = await page.locator('#stages [data-stage]').evaluateAll((nodes) => nodes.map((n) => n.dataset.stage));
+  check('probes + plain runs: the probe stages are shown set aside, labelled not used for advice',
+    mixed.setAsideStages.length === 2 && await page.locator('#set-aside').isVisible() &&
+    mixed.setAsideStages.every((st) => asideIds.includes(String(st.stageId)) && !mainIds.includes(String(st.stageId))) &&
+    asideIds.length === mixed.setAsideStages.length && badges.length === asideIds.length &&
+    badges.every((b) => /not used for advice/.test(b)) &&
+    mainIds.length === mixed.stages.length && mixed.stages.every((st) => st.evidence === 'plain_runs'),
+    `set aside ${asideIds.join(',')} (fit: ${mixed.setAsideStages.map((st) => st.stageId).join(',')}), advice stages ${mainIds.join(',')}`);
+  for (const st of mixed.setAsideStages) {
+    const drawn = await page.locator(`[data-plot="set-aside-stage-${st.stageId}"] g[data-series="optima"] circle`).count();
+    check(`set-aside stage ${st.stageId}: its optima drawn`, drawn === uncensored(st) && drawn >= 3, `${drawn}/${uncensored(st)}`);
+  }
+  check('probes + plain runs: evidence says plain runs and counts the set-aside stages',
+    await page.getAttribute('#evidence-statement', 'data-evidence') === 'plain_runs' &&
+    await page.getAttribute('#evidence-set-aside', 'data-count') === String(mixed.setAsideStages.length));
+  const mixedAdvice = JSON.parse(cli('advise', '--job', MIXED, '--batch', await page.inputValue('#advice-batch'), '--json'));
+  check('probes + plain runs: advice stands on the plain runs, not short-horizon',
+    await page.getAttribute('#advice-evidence', 'data-evidence') === mixedAdvice.evidence && mixedAdvice.evidence === 'plain_runs' &&
+    await page.getAttribute('#advice-short-horizon', 'data-short-horizon') === 'false' &&
+    Number(await page.getAttribute('#advice-lr', 'data-lr')) === mixedAdvice.lr, `${mixedAdvice.evidence} ${mixedAdvice.lr}`);
+  await page.screenshot({ path: path.join(args.out, 'dashboard-set-aside.png'), fullPage: true });
 }
 
 try {
@@ -233,7 +403,8 @@ try {
   await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)));
   if (failed) console.log(fs.readFileSync(path.join(work, 'server.log'), 'utf8').slice(-2000));
   fs.rmSync(work, { recursive: true, force: true });
-  console.log(`screenshots: ${path.join(args.out, 'dashboard-job.png')}, ${path.join(args.out, 'dashboard-jobs.png')}`);
+  console.log(`screenshots in ${args.out}: dashboard-job.png, dashboard-jobs.png, dashboard-narrow-grid.png, ` +
+    'dashboard-plain-runs.png, dashboard-set-aside.png');
   console.log(`${results.length - failed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }
