@@ -1,6 +1,7 @@
 // Implementation of FitService (see fit_service.h).
 #include "server/core/fit_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -14,7 +15,9 @@
 namespace surge::core {
 
 FitService::FitService(ReaderPool* readers, WriteQueue* writes, const FitServiceOptions& options)
-    : readers_(readers), writes_(writes), options_(options), thread_([this] { Loop(); }) {}
+    : readers_(readers), writes_(writes), options_(options) {
+  for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { Loop(); });
+}
 
 FitService::~FitService() { Stop(); }
 
@@ -30,6 +33,7 @@ void FitService::Forget(const std::string& job) {
   std::lock_guard<std::mutex> lock(mu_);
   dirty_.erase(job);
   latest_.erase(job);
+  job_mu_.erase(job);  // a holder keeps its copy alive
 }
 
 void FitService::Stop() {
@@ -38,7 +42,9 @@ void FitService::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 bool FitService::stopping() const {
@@ -57,7 +63,14 @@ absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Latest(const std::st
     auto it = latest_.find(job);
     if (it != latest_.end()) return it->second;
   }
-  return Compute(job);
+  return Compute(job, /*reuse_published=*/true);
+}
+
+std::shared_ptr<std::mutex> FitService::JobMutex(const std::string& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<std::mutex>& m = job_mu_[job];
+  if (m == nullptr) m = std::make_shared<std::mutex>();
+  return m;
 }
 
 std::shared_ptr<const FitEntry> FitService::WaitNewer(const std::string& job,
@@ -101,8 +114,16 @@ absl::StatusOr<surge::v1::Fit> FitService::ComputeAdHoc(const std::string& job,
   return proto;
 }
 
-absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::string& job) {
-  std::lock_guard<std::mutex> compute_lock(compute_mu_);
+absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::string& job,
+                                                                    bool reuse_published) {
+  const std::shared_ptr<std::mutex> job_mu = JobMutex(job);
+  std::lock_guard<std::mutex> job_lock(*job_mu);
+  if (reuse_published) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = latest_.find(job);
+    if (it != latest_.end()) return it->second;
+  }
+  if (options_.inside_fit_for_testing) options_.inside_fit_for_testing(job);
   absl::Time start = absl::Now();
   Evidence evidence;
   {
@@ -170,6 +191,7 @@ void FitService::Loop() {
         absl::Time now = absl::Now();
         absl::Time next_due = absl::InfiniteFuture();
         for (const auto& [name, d] : dirty_) {
+          if (running_.contains(name)) continue;  // one fit per job at a time
           absl::Time due = std::min(d.last + options_.debounce, d.first + options_.max_delay);
           if (due <= now) {
             job = name;
@@ -187,12 +209,19 @@ void FitService::Loop() {
       }
       if (stopping_) return;
       dirty_.erase(job);
+      running_.insert(job);
     }
     if (options_.before_fit_for_testing) options_.before_fit_for_testing(job);
-    absl::StatusOr<std::shared_ptr<const FitEntry>> fitted = Compute(job);
+    absl::StatusOr<std::shared_ptr<const FitEntry>> fitted =
+        Compute(job, /*reuse_published=*/false);
     if (!fitted.ok() && !absl::IsNotFound(fitted.status())) {
       std::cerr << "surge-server: fit of job '" << job << "' failed: " << fitted.status() << "\n";
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.erase(job);
+    }
+    cv_.notify_all();  // the job may have been marked dirty while it ran
   }
 }
 

@@ -1,13 +1,16 @@
 // FitService: keeps every job's fit current, off the ingest path.
 //
-// Ingest only calls MarkDirty(job) (a map insert under a mutex). One fit
-// thread recomputes a job once no new evidence has arrived for `debounce`
-// (or at the latest `max_delay` after the first change): it loads the
+// Ingest only calls MarkDirty(job) (a map insert under a mutex). A small pool
+// of fit threads (`threads`) recomputes a job once no new evidence has arrived
+// for `debounce` (or at the latest `max_delay` after the first change): it loads the
 // evidence through a reader connection, runs fit::FitJob, stores the result
 // as the job's next fit version (through the WriteQueue, like every write)
 // and publishes it to waiters (WatchFits). A fit whose inputs equal the
 // newest stored fit's is not stored again, so a restart does not inflate
-// history. Thread-safe.
+// history. Fits of different jobs run in parallel; each job's fits run under
+// that job's own lock (never two at once for one job), so a big job's fit
+// delays neither another job's background fit nor its first fit on demand,
+// and advice from a fit in memory never waits for any fit. Thread-safe.
 #ifndef SURGE_SERVER_CORE_FIT_SERVICE_H_
 #define SURGE_SERVER_CORE_FIT_SERVICE_H_
 
@@ -19,7 +22,10 @@
 #include <string>
 #include <thread>
 
+#include <vector>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/evidence.h"
@@ -34,8 +40,11 @@ struct FitServiceOptions {
   absl::Duration debounce = absl::Milliseconds(300);
   absl::Duration max_delay = absl::Seconds(5);
   fit::FitOptions fit;
+  int threads = 2;  // background fit threads, >= 1
   // Tests only: called on the fit thread before each background fit.
   std::function<void(const std::string& job)> before_fit_for_testing;
+  // Tests only: called inside every fit computation, under the job's lock.
+  std::function<void(const std::string& job)> inside_fit_for_testing;
   // Optional observer (metrics): called after each fit computation with its
   // duration (evidence loading + fitting) and whether the evidence could be
   // fitted. Must be cheap and must not call back in.
@@ -84,7 +93,7 @@ class FitService {
   // Drops a deleted job's state.
   void Forget(const std::string& job);
 
-  // Wakes every waiter and stops the fit thread (pending refits are dropped:
+  // Wakes every waiter and stops the fit threads (pending refits are dropped:
   // they are recomputed on demand after a restart).
   void Stop();
   bool stopping() const;
@@ -92,14 +101,17 @@ class FitService {
   FitServiceStats stats() const;
 
  private:
-  absl::StatusOr<std::shared_ptr<const FitEntry>> Compute(const std::string& job);
+  // Computes and publishes the job's fit under the job's lock. On demand
+  // (`reuse_published`), a fit another thread published meanwhile is returned
+  // instead of computing again.
+  absl::StatusOr<std::shared_ptr<const FitEntry>> Compute(const std::string& job,
+                                                         bool reuse_published);
+  std::shared_ptr<std::mutex> JobMutex(const std::string& job);
   void Loop();
 
   ReaderPool* const readers_;
   WriteQueue* const writes_;
   const FitServiceOptions options_;
-
-  std::mutex compute_mu_;  // one computation at a time
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -109,9 +121,11 @@ class FitService {
   };
   absl::flat_hash_map<std::string, Dirty> dirty_;
   absl::flat_hash_map<std::string, std::shared_ptr<const FitEntry>> latest_;
+  absl::flat_hash_map<std::string, std::shared_ptr<std::mutex>> job_mu_;  // per-job fit locks
+  absl::flat_hash_set<std::string> running_;  // jobs a background thread is fitting
   bool stopping_ = false;
   FitServiceStats stats_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace surge::core

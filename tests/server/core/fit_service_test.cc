@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -350,6 +351,97 @@ TEST_F(FitServiceTest, IngestNeverWaitsForAFit) {
   }
   cv.notify_all();
   stream->Close();
+}
+
+// Blocks every fit of job "big" inside its computation until released.
+struct BigFitGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;
+  bool released = false;
+
+  void Enter(const std::string& job) {
+    if (job != "big") return;
+    std::unique_lock<std::mutex> lock(mu);
+    started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  }
+  bool WaitStarted() {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return started; });
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
+surge::v1::AddOptimaRequest SurgeOptima(const std::string& job, double eps_max) {
+  surge::v1::AddOptimaRequest request;
+  request.set_job(job);
+  for (double b : {4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0}) {
+    auto* o = request.add_optima();
+    o->set_stage(1);
+    o->set_stage_loss(0.5);
+    o->set_batch_size(b);
+    o->set_lr_opt(eps_max / std::cosh(std::log(b / 100.0) / 2));
+    o->set_lr_opt_se(0.05 * o->lr_opt());
+  }
+  return request;
+}
+
+// Fault 5 of issue 11: one global fit lock made advice for an unrelated job
+// wait for a big job's fit. A fit blocked inside job "big" must not delay the
+// first (on-demand) fit and advice of job "small".
+TEST_F(FitServiceTest, ABigFitDoesNotDelayAnotherJobsAdvice) {
+  BigFitGate gate;
+  FitServiceOptions fits;
+  fits.debounce = absl::Seconds(600);  // no background fits: every fit here is on demand
+  fits.max_delay = absl::Seconds(600);
+  fits.inside_fit_for_testing = [&](const std::string& job) { gate.Enter(job); };
+  Open(fits);
+  ASSERT_TRUE(core_->CreateJob(JobRequest("big")).ok());
+  ASSERT_TRUE(core_->CreateJob(JobRequest("small")).ok());
+  ASSERT_TRUE(core_->AddOptima(SurgeOptima("small", 1e-3)).ok());
+  std::thread big([&] { (void)core_->GetFit(FitRequest("big")); });
+  ASSERT_TRUE(gate.WaitStarted());
+  auto small = std::async(std::launch::async, [&] {
+    return core_->GetAdvice(AdviceRequest("small", 100, std::nullopt));
+  });
+  const bool answered = small.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  gate.Release();
+  big.join();
+  ASSERT_TRUE(answered) << "advice for 'small' waited for the fit of 'big'";
+  auto advice = small.get();
+  ASSERT_TRUE(advice.ok()) << advice.status();
+  EXPECT_NEAR(advice->lr(), 1e-3, 1e-4);
+}
+
+// Background fits of different jobs run in parallel: while a background fit
+// of "big" is blocked, new evidence for "small" is fitted and published.
+TEST_F(FitServiceTest, BackgroundFitsOfDifferentJobsRunInParallel) {
+  BigFitGate gate;
+  FitServiceOptions fits;
+  fits.debounce = absl::Milliseconds(1);
+  fits.threads = 2;
+  fits.inside_fit_for_testing = [&](const std::string& job) { gate.Enter(job); };
+  Open(fits);
+  ASSERT_TRUE(core_->CreateJob(JobRequest("small")).ok());
+  auto first = core_->GetFit(FitRequest("small"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(core_->CreateJob(JobRequest("big")).ok());
+  ASSERT_TRUE(core_->AddOptima(SurgeOptima("big", 2e-3)).ok());  // background fit of big
+  ASSERT_TRUE(gate.WaitStarted());
+  ASSERT_TRUE(core_->AddOptima(SurgeOptima("small", 1e-3)).ok());
+  std::shared_ptr<const FitEntry> next =
+      core_->WaitNewerFit("small", first->version(), absl::Seconds(10));
+  gate.Release();
+  ASSERT_NE(next, nullptr) << "the fit of 'small' waited for the fit of 'big'";
+  EXPECT_TRUE(next->proto.error().empty()) << next->proto.error();
 }
 
 }  // namespace
