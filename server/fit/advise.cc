@@ -201,7 +201,7 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
     adv.stages_used.push_back(st.stage_id);
     adv.optima_used += static_cast<int>(st.optima.size());
     adv.probe_points_used += st.n_probe_points;
-    adv.runs_used += st.n_runs;
+    adv.runs_used = std::max(adv.runs_used, st.n_runs);  // the stages share runs
     used_evidence |= st.evidence;
     b_min = std::min(b_min, st.batch_min);
     b_max = std::max(b_max, st.batch_max);

@@ -81,7 +81,7 @@ struct Advice {
   int probe_points_used = 0;      // raw probe points behind them
   Criterion criterion = Criterion::kImprovement;
   std::string evidence;           // EvidenceNames of the stages used, e.g. "plain_runs"
-  int runs_used = 0;              // training runs behind those stages
+  int runs_used = 0;              // training runs behind those stages (the most any one used: they share runs)
   std::string step_mapping;       // how the step became a loss: "speed_data", "loss_curve", ""
   double recommended_batch_size = NAN;  // = b_noise
   double steps_ratio = NAN;       // S / S_min = 1 + B_noise / B

@@ -265,7 +265,7 @@ async function advise() {
         h('dt', {}, 'criterion'), h('dd', { id: 'advice-criterion-out', 'data-criterion': name }, CRITERION_TEXT[name]),
         h('dt', {}, 'evidence'), h('dd', { id: 'advice-evidence', 'data-evidence': a.evidence || '', 'data-runs-used': String(num(a.runsUsed)) },
           h('strong', {}, evidenceText(a.evidence || 'probes')), num(a.runsUsed) > 0
-            ? `: ${num(a.runsUsed)} runs used (summed over the ${count(stagesUsed, 'stage')} used), ${a.optimaUsed} optima`
+            ? `: ${num(a.runsUsed)} runs behind ${count(stagesUsed, 'stage')}, ${a.optimaUsed} optima`
             : `: ${a.optimaUsed} optima from ${count(num(a.probePointsUsed), 'probe point')}, ${count(stagesUsed, 'stage')}`),
         h('dt', {}, 'step \u2192 loss'), h('dd', { id: 'advice-step-mapping', 'data-step-mapping': a.stepMapping || '' }, stepMappingText(a)),
         h('dt', {}, 'horizon'), h('dd', { id: 'advice-short-horizon', 'data-short-horizon': String(short), class: short ? 'short-horizon' : '' },

@@ -211,6 +211,8 @@ TEST(RunJobTest, ProbesAndRunsMixed) {
     EXPECT_EQ(adv->criterion, crit);
     EXPECT_EQ(adv->probe_points_used, 0);
     EXPECT_GT(adv->runs_used, 0);
+    // Stages share runs: never more than the job has (it was their sum).
+    EXPECT_LE(adv->runs_used, job->runs->runs_used);
     for (int64_t id : adv->stages_used) EXPECT_NE(id, 1500);
   }
 
