@@ -1,16 +1,21 @@
-// surge-server: parses flags into ServerOptions, starts the server, and stops
-// it gracefully on SIGTERM or SIGINT.
+// surge-server: checks its flags, parses them into ServerOptions, starts the
+// server, and stops it gracefully on SIGTERM or SIGINT. Any flag out of range
+// stops it at start with a message naming the flag and what it accepts.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "server/rpc/server.h"
 
 namespace {
@@ -25,6 +30,46 @@ bool FlagGiven(int argc, char** argv, const std::string& name) {
     }
   }
   return false;
+}
+
+// Accepted ranges of the numeric flags.
+constexpr int kMaxReaders = 256;
+constexpr int64_t kMaxQueuedRecords = 100'000'000;
+constexpr int kMaxShutdownGraceS = 3600;
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The folder a file path lives in ("." for a bare name).
+std::string FolderOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// "" when `value` is HOST:PORT ("[v6]:PORT" for IPv6) with PORT in
+// [0, 65535]; otherwise what is wrong with it.
+std::string HostPortProblem(const std::string& value) {
+  size_t colon = value.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return "must be HOST:PORT with PORT in [0, 65535] (0 picks a free port)";
+  }
+  return "";
+}
+
+// "" when `path` can name a file to write: a non-empty path, not a folder,
+// in a folder that exists.
+std::string WritableFileProblem(const std::string& path) {
+  if (path.empty()) return "must not be empty";
+  if (IsDirectory(path)) return "is a folder, must name a file";
+  if (!IsDirectory(FolderOf(path))) {
+    return absl::StrCat("its folder ", FolderOf(path), " does not exist");
+  }
+  return "";
 }
 
 // Writes `port` to `path` atomically (write a temporary file, then rename).
@@ -56,6 +101,63 @@ ABSL_FLAG(std::string, http_static_dir, "",
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "seconds in-flight calls get to finish after SIGTERM before they are cancelled");
 
+namespace {
+
+// Checks every flag (and that no positional argument was given); returns one
+// line per problem, naming the flag and what it accepts (empty: all good).
+std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
+  std::vector<std::string> problems;
+  auto add = [&](const std::string& flag, const std::string& value, const std::string& what) {
+    problems.push_back(absl::StrCat("--", flag, "=", value, ": ", what));
+  };
+  if (positional.size() > 1) {
+    problems.push_back(absl::StrCat("unexpected argument '", positional[1],
+                                    "': surge-server takes only --flags (see --help)"));
+  }
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (std::string p = HostPortProblem(listen); !p.empty()) add("listen", listen, p);
+  std::string db = absl::GetFlag(FLAGS_db);
+  if (db == ":memory:" || absl::StartsWith(db, "file:")) {
+    add("db", db, "must be a file path (not :memory: or a file: URI)");
+  } else if (std::string p = WritableFileProblem(db); !p.empty()) {
+    add("db", db, p);
+  }
+  for (const auto& [flag, value] :
+       {std::pair<std::string, std::string>{"port_file", absl::GetFlag(FLAGS_port_file)},
+        {"http_port_file", absl::GetFlag(FLAGS_http_port_file)}}) {
+    if (value.empty()) continue;
+    if (std::string p = WritableFileProblem(value); !p.empty()) add(flag, value, p);
+  }
+  int max_readers = absl::GetFlag(FLAGS_max_readers);
+  if (max_readers < 1 || max_readers > kMaxReaders) {
+    add("max_readers", absl::StrCat(max_readers),
+        absl::StrCat("must be in [1, ", kMaxReaders, "] (concurrent read connections)"));
+  }
+  int64_t max_queued = absl::GetFlag(FLAGS_max_queued_records);
+  if (max_queued < 1 || max_queued > kMaxQueuedRecords) {
+    add("max_queued_records", absl::StrCat(max_queued),
+        absl::StrCat("must be in [1, ", kMaxQueuedRecords, "] (records waiting for commit)"));
+  }
+  std::string http = absl::GetFlag(FLAGS_http);
+  if (!http.empty()) {
+    if (std::string p = HostPortProblem(http); !p.empty()) {
+      add("http", http, absl::StrCat(p, ", or empty to disable HTTP"));
+    }
+  }
+  std::string static_dir = absl::GetFlag(FLAGS_http_static_dir);
+  if (!static_dir.empty() && !IsDirectory(static_dir)) {
+    add("http_static_dir", static_dir, "must be an existing folder (or empty: embedded files)");
+  }
+  int grace = absl::GetFlag(FLAGS_shutdown_grace_s);
+  if (grace < 0 || grace > kMaxShutdownGraceS) {
+    add("shutdown_grace_s", absl::StrCat(grace),
+        absl::StrCat("must be in [0, ", kMaxShutdownGraceS, "] seconds"));
+  }
+  return problems;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "stores training telemetry and answers learning-rate questions.\n"
@@ -66,7 +168,13 @@ int main(int argc, char** argv) {
   };
   absl::SetFlagsUsageConfig(usage_config);
   bool http_given = FlagGiven(argc, argv, "http");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> problems = FlagProblems(positional);
+  if (!problems.empty()) {
+    for (const std::string& problem : problems) std::cerr << "surge-server: " << problem << "\n";
+    std::cerr << "surge-server: not started (see --help)" << std::endl;
+    return 2;
+  }
 
   // Block the stop signals in every thread; a sigwait below receives them.
   sigset_t signals;

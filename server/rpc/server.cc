@@ -14,8 +14,18 @@
 namespace surge::rpc {
 
 absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOptions& options) {
+  // A server without readers would hang every read (main.cc checks every
+  // flag with its name; this guards in-process callers).
+  if (options.core.max_readers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_readers must be >= 1, got ", options.core.max_readers));
+  }
   std::unique_ptr<SurgeServer> s(new SurgeServer());
   s->options_ = options;
+  // One server per database: the lock first, then the checks, then the open.
+  SURGE_ASSIGN_OR_RETURN(s->db_lock_, store::DbLock::Acquire(options.core.db_path));
+  SURGE_RETURN_IF_ERROR(
+      store::CheckDatabaseAtStart(options.core.db_path, options.startup_checks));
   s->metrics_ = std::make_unique<http::ServerMetrics>();
   http::ServerMetrics* metrics = s->metrics_.get();
   core::CoreOptions core_options = options.core;
@@ -32,14 +42,19 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would
+  // start and take half of the new connections, and port 0 would be bound
+  // twice (two different ports, one reported). The port is ours alone.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        " (the address is in use, e.g. by another surge-server, or invalid)"));
   }
   if (!options.http_listen.empty()) {
     http::HttpOptions http_options;
@@ -75,7 +90,8 @@ void SurgeServer::Shutdown() {
     server_->Wait();
   }
   if (core_) core_->Shutdown();
-  core_.reset();  // closes the database
+  core_.reset();     // closes the database
+  db_lock_.reset();  // then lets another server have it
 }
 
 }  // namespace surge::rpc

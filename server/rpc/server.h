@@ -1,7 +1,10 @@
 // SurgeServer: owns the core, the gRPC server (surge.v1.Surge, the
 // grpc.health.v1 health service and server reflection) and the dashboard's
 // HTTP server (server/http) with the process's metrics. Built from Options;
-// main.cc only parses flags into them.
+// main.cc only parses flags into them. At start it takes the database's lock
+// (store::DbLock: one server per file) and refuses a database that is damaged
+// or cannot be written (store::CheckDatabaseAtStart) before it serves; its
+// ports are its own (no SO_REUSEPORT: a second server on them fails to start).
 #ifndef SURGE_SERVER_RPC_SERVER_H_
 #define SURGE_SERVER_RPC_SERVER_H_
 
@@ -16,12 +19,16 @@
 #include "server/http/http_server.h"
 #include "server/http/metrics.h"
 #include "server/rpc/surge_service.h"
+#include "server/store/db_lock.h"
+#include "server/store/sqlite_store.h"
 
 namespace surge::rpc {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
   core::CoreOptions core;
+  // Checks of the database before serving (PRAGMA quick_check can be skipped).
+  store::StartupCheckOptions startup_checks;
   int max_message_bytes = 64 << 20;
   absl::Duration shutdown_grace = absl::Seconds(10);
   // The dashboard's HTTP address (host:port; port 0 picks a free one); empty
@@ -37,7 +44,10 @@ struct ServerOptions {
 
 class SurgeServer {
  public:
-  // Opens the database and starts serving.
+  // Locks and checks the database, opens it and starts serving.
+  // FAILED_PRECONDITION when another server holds the database or it cannot
+  // be written, DATA_LOSS when it is damaged, UNAVAILABLE when a port cannot
+  // be bound (in use), INVALID_ARGUMENT for options out of range.
   static absl::StatusOr<std::unique_ptr<SurgeServer>> Start(const ServerOptions& options);
   ~SurgeServer();
 
@@ -56,6 +66,7 @@ class SurgeServer {
   SurgeServer() = default;
 
   ServerOptions options_;
+  std::unique_ptr<store::DbLock> db_lock_;  // held while the database is open
   std::unique_ptr<http::ServerMetrics> metrics_;  // outlives everything below
   std::unique_ptr<core::SurgeCore> core_;
   std::unique_ptr<SurgeService> service_;

@@ -5,12 +5,43 @@
 
 namespace surge::store {
 
+absl::Status SqliteStatus(int rc, absl::string_view message) {
+  std::string msg(message);
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      // Transient: another connection or process holds the database.
+      return absl::UnavailableError(msg);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(msg);
+    case SQLITE_READONLY:
+      return absl::UnavailableError(absl::StrCat(
+          msg, " (the database cannot be written: check the permissions, immutable attribute "
+               "and mount of the file, its -wal and -shm files and its folder; the write was "
+               "not stored)"));
+    case SQLITE_FULL:
+      return absl::UnavailableError(
+          absl::StrCat(msg, " (no space left for the database; the write was not stored; "
+                            "retry once space is freed)"));
+    case SQLITE_IOERR:
+      return absl::UnavailableError(
+          absl::StrCat(msg, " (an I/O error on the database file or its -wal/-shm files)"));
+    case SQLITE_CANTOPEN:
+      return absl::UnavailableError(absl::StrCat(
+          msg, " (the database file, its -wal/-shm files or its folder cannot be opened)"));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(absl::StrCat(
+          msg, " (the database file is damaged: restore it from a backup or recover it with "
+               "sqlite3's .recover)"));
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
-  std::string msg = absl::StrCat(what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  // BUSY/LOCKED are transient (another process holds the database).
-  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return absl::UnavailableError(msg);
-  if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(msg);
-  return absl::InternalError(msg);
+  return SqliteStatus(rc,
+                      absl::StrCat(what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
 }
 
 void Statement::Reset() {
@@ -85,8 +116,7 @@ absl::Status SqliteDb::Exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return absl::UnavailableError(msg);
-    return absl::InternalError(absl::StrCat("sqlite: ", msg));
+    return SqliteStatus(rc, absl::StrCat("sqlite: ", msg));
   }
   return absl::OkStatus();
 }

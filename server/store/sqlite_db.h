@@ -80,7 +80,15 @@ class SqliteDb {
   sqlite3* db_;
 };
 
-// Converts a SQLite result code into an absl::Status with context.
+// Converts a failed SQLite result code and its message into an absl::Status.
+// Codes by meaning: BUSY/LOCKED (another connection holds the database),
+// READONLY, FULL, IOERR and CANTOPEN (the file cannot be written now; the
+// write was not stored, retry once an operator fixed it) -> UNAVAILABLE;
+// CORRUPT and NOTADB (a damaged file) -> DATA_LOSS; CONSTRAINT ->
+// ALREADY_EXISTS; anything else -> INTERNAL. The message names the cause.
+absl::Status SqliteStatus(int rc, absl::string_view message);
+// SqliteStatus with `what` and the connection's message (SQLite's text for
+// `rc` when `db` is null).
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what);
 
 }  // namespace surge::store

@@ -35,7 +35,77 @@ std::optional<double> OptDouble(const Statement& s, int col) {
   return s.ColumnDouble(col);
 }
 
+// Busy timeout, WAL, synchronous=FULL, foreign keys, checkpoint interval.
+absl::Status ConfigureConnection(SqliteDb& db, const StoreOptions& options) {
+  sqlite3_busy_timeout(db.raw(), options.busy_timeout_ms);
+  SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL;"));
+  SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=FULL;"));
+  SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON;"));
+  std::string checkpoint =
+      absl::StrCat("PRAGMA wal_autocheckpoint=", options.wal_autocheckpoint_pages, ";");
+  return db.Exec(checkpoint.c_str());
+}
+
+// PRAGMA quick_check: DATA_LOSS listing the first problems it found (or the
+// error that stopped it, e.g. "database disk image is malformed").
+absl::Status QuickCheck(SqliteDb& db) {
+  SURGE_ASSIGN_OR_RETURN(auto check, db.Prepare("PRAGMA quick_check(5)"));
+  std::vector<std::string> problems;
+  while (true) {
+    absl::StatusOr<bool> row = check->Step();
+    if (!row.ok()) {
+      return absl::Status(row.status().code(),
+                          absl::StrCat("PRAGMA quick_check: ", row.status().message()));
+    }
+    if (!*row) break;
+    std::string line = check->ColumnText(0);
+    if (line != "ok") problems.push_back(std::move(line));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return SqliteStatus(SQLITE_CORRUPT, absl::StrCat("PRAGMA quick_check: ",
+                                                   absl::StrJoin(problems, "; ")));
+}
+
+// A committed write that changes nothing: user_version set to its own value.
+absl::Status ProbeWrite(SqliteDb& db) {
+  SURGE_ASSIGN_OR_RETURN(auto select, db.Prepare("PRAGMA user_version"));
+  SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+  int64_t user_version = row ? select->ColumnInt(0) : 0;
+  select.reset();
+  std::string probe =
+      absl::StrCat("BEGIN IMMEDIATE; PRAGMA user_version = ", user_version, "; COMMIT;");
+  absl::Status status = db.Exec(probe.c_str());
+  if (!status.ok() && !sqlite3_get_autocommit(db.raw())) db.Exec("ROLLBACK;").IgnoreError();
+  return status;
+}
+
 }  // namespace
+
+absl::Status CheckDatabaseAtStart(const std::string& path, const StartupCheckOptions& options) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path);
+  absl::Status opened = db.ok() ? ConfigureConnection(**db, StoreOptions()) : db.status();
+  if (!opened.ok()) {
+    return absl::Status(opened.code(), absl::StrCat("database ", path, " cannot be opened: ",
+                                                    opened.message()));
+  }
+  if (options.quick_check) {
+    absl::Status check = QuickCheck(**db);
+    if (absl::IsDataLoss(check)) {
+      return absl::DataLossError(
+          absl::StrCat("database ", path, " is damaged, refusing to serve it: ", check.message()));
+    }
+    if (!check.ok()) {
+      return absl::Status(check.code(), absl::StrCat("database ", path,
+                                                     " cannot be checked: ", check.message()));
+    }
+  }
+  absl::Status probe = ProbeWrite(**db);
+  if (!probe.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", path, " cannot be written, refusing to serve it: ", probe.message()));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
                                                                const StoreOptions& options) {
@@ -58,13 +128,7 @@ SqliteStore::~SqliteStore() {
 }
 
 absl::Status SqliteStore::Configure(const StoreOptions& options) {
-  sqlite3_busy_timeout(db_->raw(), options.busy_timeout_ms);
-  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL;"));
-  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL;"));
-  SURGE_RETURN_IF_ERROR(db_->Exec("PRAGMA foreign_keys=ON;"));
-  std::string checkpoint =
-      absl::StrCat("PRAGMA wal_autocheckpoint=", options.wal_autocheckpoint_pages, ";");
-  return db_->Exec(checkpoint.c_str());
+  return ConfigureConnection(*db_, options);
 }
 
 absl::Status SqliteStore::Migrate() {

@@ -1,6 +1,8 @@
 // Unit tests of SqliteStore: schema and migrations, jobs, runs, records,
-// paging and cascading deletes. Most tests use an in-memory database; the
-// migration tests reopen a file in a TempDir.
+// paging and cascading deletes; SQLite result codes as status codes and the
+// start-up checks (CheckDatabaseAtStart) on damaged and read-only files. Most
+// tests use an in-memory database; the migration tests and the start-up
+// checks use files in a TempDir.
 #include "server/store/sqlite_store.h"
 
 #include <algorithm>
@@ -15,6 +17,9 @@
 #include <vector>
 
 #include <sqlite3.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -784,6 +789,198 @@ TEST_F(StoreTest, DeleteJobCascades) {
   EXPECT_EQ(empty->runs, 0);
   EXPECT_EQ(empty->records, 0);
   EXPECT_EQ(store_->DeleteJob("empty").status().code(), absl::StatusCode::kNotFound);
+}
+
+// ------------------------------------------ error codes and start-up checks
+
+TEST(StoreErrorCodeTest, SqliteResultCodesMapByMeaning) {
+  struct Case {
+    int rc;
+    absl::StatusCode code;
+    std::string message;  // what the status adds to SQLite's text
+  };
+  const std::vector<Case> cases = {
+      {SQLITE_BUSY, absl::StatusCode::kUnavailable, "database is locked"},
+      {SQLITE_LOCKED, absl::StatusCode::kUnavailable, "database table is locked"},
+      {SQLITE_READONLY, absl::StatusCode::kUnavailable, "cannot be written"},
+      {SQLITE_FULL, absl::StatusCode::kUnavailable, "no space left"},
+      {SQLITE_IOERR, absl::StatusCode::kUnavailable, "I/O error"},
+      {SQLITE_IOERR_WRITE, absl::StatusCode::kUnavailable, "I/O error"},
+      {SQLITE_IOERR_FSYNC, absl::StatusCode::kUnavailable, "I/O error"},
+      {SQLITE_CANTOPEN, absl::StatusCode::kUnavailable, "cannot be opened"},
+      {SQLITE_CORRUPT, absl::StatusCode::kDataLoss, "is damaged"},
+      {SQLITE_NOTADB, absl::StatusCode::kDataLoss, "is damaged"},
+      {SQLITE_CONSTRAINT, absl::StatusCode::kAlreadyExists, "constraint failed"},
+      {SQLITE_ERROR, absl::StatusCode::kInternal, "SQL logic error"},
+  };
+  for (const Case& c : cases) {
+    absl::Status status = SqliteError(nullptr, c.rc, "writing");
+    EXPECT_EQ(status.code(), c.code) << "rc " << c.rc << ": " << status;
+    EXPECT_THAT(Msg(status), HasSubstr("writing: ")) << "rc " << c.rc;
+    EXPECT_THAT(Msg(status), HasSubstr(c.message)) << "rc " << c.rc;
+  }
+}
+
+// A file database with a job "j", a run "r" and `records` records, closed
+// (so that its WAL is checkpointed into the file).
+void MakeFileDatabase(const std::string& path, int records) {
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateJob(MakeJob("j"), kNow).ok());
+  ASSERT_TRUE((*store)->CreateRun("j", MakeRun("r", 32), kNow).ok());
+  absl::StatusOr<RunKey> key = (*store)->LookupRun("j", "r");
+  ASSERT_TRUE(key.ok()) << key.status();
+  ASSERT_TRUE((*store)->Begin().ok());
+  for (int step = 0; step < records; ++step) {
+    ASSERT_TRUE((*store)->InsertRecord(key->run_id, MakeRecord("r", step)).ok());
+  }
+  ASSERT_TRUE((*store)->Commit().ok());
+}
+
+// Overwrites the header of a b-tree page near the middle of the file.
+void DamageMiddlePage(const std::string& path) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(file.good());
+  unsigned char header[100];
+  file.read(reinterpret_cast<char*>(header), sizeof(header));
+  int page_size = (header[16] << 8) | header[17];
+  if (page_size == 1) page_size = 65536;
+  file.seekg(0, std::ios::end);
+  int64_t pages = static_cast<int64_t>(file.tellg()) / page_size;
+  ASSERT_GT(pages, 10);
+  for (int64_t page = pages / 2; page < pages; ++page) {
+    file.seekg(page * page_size);
+    char type = 0;
+    file.read(&type, 1);
+    if (type == 2 || type == 5 || type == 10 || type == 13) {  // b-tree pages
+      std::string garbage(64, '\xA5');
+      file.seekp(page * page_size);
+      file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+      return;
+    }
+  }
+  FAIL() << "no b-tree page in the second half of " << path;
+}
+
+// Marks files immutable (chattr +i; even root cannot write them) for its
+// lifetime; supported() is false where the filesystem refuses.
+class Immutable {
+ public:
+  explicit Immutable(std::vector<std::string> paths) : paths_(std::move(paths)) {
+    for (const std::string& path : paths_) {
+      std::string command = absl::StrCat("chattr +i '", path, "' 2>/dev/null");
+      if (std::system(command.c_str()) != 0) supported_ = false;
+    }
+  }
+  ~Immutable() {
+    for (const std::string& path : paths_) {
+      std::string command = absl::StrCat("chattr -i '", path, "' 2>/dev/null");
+      if (std::system(command.c_str()) != 0) ADD_FAILURE() << "chattr -i " << path;
+    }
+  }
+  bool supported() const { return supported_; }
+
+ private:
+  std::vector<std::string> paths_;
+  bool supported_ = true;
+};
+
+TEST(StoreStartupCheckTest, ReadingADamagedPageIsDataLoss) {
+  surge::testing::TempDir dir;
+  const std::string path = dir.File("damaged.db");
+  MakeFileDatabase(path, 20000);
+  DamageMiddlePage(path);
+  StoreOptions options;
+  options.migrate = false;
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<RunKey> key = (*store)->LookupRun("j", "r");
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::Status failed;
+  RecordCursor after{key->run_id, -1};
+  while (failed.ok()) {
+    absl::StatusOr<RecordPage> page = (*store)->ListRecords(key->job_id, key->run_id, after, 1000);
+    if (!page.ok()) {
+      failed = page.status();
+      break;
+    }
+    if (!page->next) break;
+    after = *page->next;
+  }
+  EXPECT_EQ(failed.code(), absl::StatusCode::kDataLoss) << failed;
+  EXPECT_THAT(Msg(failed), HasSubstr("malformed"));
+}
+
+TEST(StoreStartupCheckTest, DamagedFileIsRefused) {
+  surge::testing::TempDir dir;
+  const std::string path = dir.File("damaged.db");
+  MakeFileDatabase(path, 20000);
+  ASSERT_TRUE(CheckDatabaseAtStart(path).ok());
+  DamageMiddlePage(path);
+  absl::Status status = CheckDatabaseAtStart(path);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(Msg(status), HasSubstr(absl::StrCat("database ", path, " is damaged")));
+  EXPECT_THAT(Msg(status), HasSubstr("PRAGMA quick_check"));
+  // Without quick_check the damage goes unseen at start (the write probe
+  // touches only the header page).
+  StartupCheckOptions no_check;
+  no_check.quick_check = false;
+  EXPECT_TRUE(CheckDatabaseAtStart(path, no_check).ok());
+}
+
+TEST(StoreStartupCheckTest, NewAndHealthyFilesPassAndAreNotMigrated) {
+  surge::testing::TempDir dir;
+  EXPECT_TRUE(CheckDatabaseAtStart(dir.File("new.db")).ok());
+  const std::string path = dir.File("full.db");
+  MakeFileDatabase(path, 1000);
+  EXPECT_TRUE(CheckDatabaseAtStart(path).ok());
+  // The check wrote nothing a reader sees: the data and version are intact.
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<surge::v1::Job> job = (*store)->GetJob("j");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->run_count(), 1);
+  // A new file is created but gets no schema: the server's writer migrates.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("new.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST(StoreStartupCheckTest, ReadOnlyFileIsRefusedAndItsWritesAreUnavailable) {
+  surge::testing::TempDir dir;
+  const std::string path = dir.File("ro.db");
+  // A live connection keeps the -wal and -shm files (as after a kill -9).
+  absl::StatusOr<std::unique_ptr<SqliteStore>> writer = SqliteStore::Open(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->CreateJob(MakeJob("j"), kNow).ok());
+  Immutable immutable({path, path + "-wal"});
+  if (!immutable.supported()) GTEST_SKIP() << "chattr +i is not supported here";
+
+  absl::Status status = CheckDatabaseAtStart(path);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(Msg(status), HasSubstr(absl::StrCat("database ", path, " cannot be written")));
+  EXPECT_THAT(Msg(status), HasSubstr("readonly database"));
+
+  // SQLite opens the immutable file read-only: reads work, a write is
+  // UNAVAILABLE (SQLITE_READONLY) with a message, not INTERNAL.
+  StoreOptions options;
+  options.migrate = false;
+  absl::StatusOr<std::unique_ptr<SqliteStore>> reader = SqliteStore::Open(path, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_TRUE((*reader)->GetJob("j").ok());
+  absl::StatusOr<surge::v1::Job> created = (*reader)->CreateJob(MakeJob("k"), kNow);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kUnavailable) << created.status();
+  EXPECT_THAT(Msg(created.status()), HasSubstr("cannot be written"));
+  // The connection opened before: its -wal is immutable now, so a commit
+  // fails with an I/O error: UNAVAILABLE too.
+  absl::StatusOr<surge::v1::Job> late = (*writer)->CreateJob(MakeJob("late"), kNow);
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
 }
 
 }  // namespace
