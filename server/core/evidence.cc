@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -56,6 +58,29 @@ int64_t Seed(const surge::v1::Run& run) {
 // every run a steps point of that stage for the fastest criterion (censored
 // at its last step when it never reached L*); the fastest LR's steps per
 // batch size then feed S(B) = S_min + E_min / B.
+// Why a stored run cannot be evidence (a field the fit reads is out of
+// range), or nullopt.
+std::optional<std::string> BrokenRunReason(const surge::v1::Run& run) {
+  auto bad = [](const char* field, double v) {
+    return absl::StrCat(field, " = ", v, " is not finite and > 0");
+  };
+  if (run.batch_size() <= 0) return bad("batch_size", static_cast<double>(run.batch_size()));
+  if (!std::isfinite(run.base_lr()) || run.base_lr() < 0) {
+    return absl::StrCat("base_lr = ", run.base_lr(), " is not finite and >= 0");
+  }
+  if (run.protocol() == surge::v1::PROTOCOL_PROBE &&
+      (!std::isfinite(run.parent().loss()) || run.parent().loss() <= 0)) {
+    return bad("parent.loss", run.parent().loss());
+  }
+  if (run.protocol() == surge::v1::PROTOCOL_PROBE && run.parent().checkpoint_step() < 0) {
+    return absl::StrCat("parent.checkpoint_step = ", run.parent().checkpoint_step(), " is < 0");
+  }
+  if (run.has_target_loss() && (!std::isfinite(run.target_loss()) || run.target_loss() <= 0)) {
+    return bad("target_loss", run.target_loss());
+  }
+  return std::nullopt;
+}
+
 absl::Status AddFullRuns(store::SqliteStore& reader,
                          const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
                          Evidence& ev) {
@@ -140,6 +165,19 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
                                                 const EvidenceOverrides& overrides) {
   Evidence ev;
   SURGE_ASSIGN_OR_RETURN(auto runs, reader.ListRunsWithIds(job));
+  // A run stored before its fields were validated as they are now cannot
+  // fail the whole job: it is left out and named in the fit's notes.
+  runs.erase(std::remove_if(runs.begin(), runs.end(),
+                            [&](const std::pair<int64_t, surge::v1::Run>& r) {
+                              std::optional<std::string> why = BrokenRunReason(r.second);
+                              if (!why) return false;
+                              ev.notes.push_back(absl::StrCat(
+                                  "run '", r.second.name(), "' left out: ", *why,
+                                  "; fix it or delete it (surge run delete --job ", job, " ",
+                                  r.second.name(), ")"));
+                              return true;
+                            }),
+             runs.end());
   SURGE_ASSIGN_OR_RETURN(surge::v1::Job job_row, reader.GetJob(job));
   ev.summary.set_records_seen(job_row.record_count());
   fit::RunEvidenceOptions& ro = ev.input.run_options;

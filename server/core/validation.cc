@@ -121,7 +121,11 @@ absl::Status ValidateRun(const surge::v1::Run& run) {
         return absl::InvalidArgumentError(absl::StrCat(
             "run.parent.checkpoint_step: must be >= 0, got ", run.parent().checkpoint_step()));
       }
-      SURGE_RETURN_IF_ERROR(CheckFinite("run.parent.loss", run.parent().loss()));
+      // The fit takes ln of the stage loss: finite and > 0 (a cross-entropy).
+      if (!std::isfinite(run.parent().loss()) || run.parent().loss() <= 0) {
+        return Bad("run.parent.loss", "must be finite and > 0 (the loss at the checkpoint)",
+                   run.parent().loss());
+      }
       if (!run.parent().base_run().empty()) {
         SURGE_RETURN_IF_ERROR(ValidateName("run.parent.base_run", run.parent().base_run()));
       }
@@ -131,7 +135,9 @@ absl::Status ValidateRun(const surge::v1::Run& run) {
           "run.protocol: must be PROTOCOL_PLAIN, PROTOCOL_PROBE or PROTOCOL_FULL_RUN");
   }
   if (run.has_target_loss()) {
-    SURGE_RETURN_IF_ERROR(CheckFinite("run.target_loss", run.target_loss()));
+    if (!std::isfinite(run.target_loss()) || run.target_loss() <= 0) {
+      return Bad("run.target_loss", "must be finite and > 0", run.target_loss());
+    }
   }
   if (run.labels_size() > 64) {
     return absl::InvalidArgumentError("run.labels: at most 64 labels");

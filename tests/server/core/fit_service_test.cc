@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/core/surge_core.h"
+#include "server/store/sqlite_store.h"
 #include "tests/support/synthetic_probes.h"
 #include "tests/support/temp_dir.h"
 
@@ -442,6 +443,54 @@ TEST_F(FitServiceTest, BackgroundFitsOfDifferentJobsRunInParallel) {
   gate.Release();
   ASSERT_NE(next, nullptr) << "the fit of 'small' waited for the fit of 'big'";
   EXPECT_TRUE(next->proto.error().empty()) << next->proto.error();
+}
+
+// Fault 3 of issue 11: one bad run disabled a job forever. A probe run with
+// parent.loss <= 0 and a full run with target_loss <= 0 are refused at
+// CreateRun; such runs already stored (written before this validation) are
+// left out of the fit and named in its notes instead of failing the job.
+TEST_F(FitServiceTest, BrokenRunsAreRefusedAndStoredOnesLeftOut) {
+  Open();
+  ASSERT_TRUE(core_->CreateJob(JobRequest("j")).ok());
+  ASSERT_TRUE(core_->AddOptima(SurgeOptima("j", 1e-3)).ok());
+  surge::v1::CreateRunRequest probe = RunRequest("j", "bad-probe", 64, surge::v1::PROTOCOL_PROBE);
+  probe.mutable_run()->mutable_parent()->set_checkpoint_step(100);
+  probe.mutable_run()->mutable_parent()->set_loss(-5);
+  probe.mutable_run()->set_base_lr(1e-3);
+  auto refused = core_->CreateRun(probe);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("run.parent.loss"));
+  surge::v1::CreateRunRequest full = RunRequest("j", "bad-full", 64, surge::v1::PROTOCOL_FULL_RUN);
+  full.mutable_run()->set_target_loss(-3);
+  full.mutable_run()->set_base_lr(1e-3);
+  refused = core_->CreateRun(full);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("run.target_loss"));
+
+  // Store them behind the core's back, as an older server would have.
+  core_.reset();
+  {
+    auto store = store::SqliteStore::Open(dir_.File("fits.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateRun("j", probe.run(), 1).ok());
+    ASSERT_TRUE((*store)->CreateRun("j", full.run(), 1).ok());
+  }
+  Open();
+  auto stream = core_->OpenIngestStream();
+  ASSERT_TRUE(stream->Accept(MakeBatch("j", 1, "bad-probe", 100, 10)).ok());
+  ASSERT_TRUE(stream->Accept(MakeBatch("j", 2, "bad-full", 0, 10)).ok());
+  stream->Close();
+  auto fit = core_->GetFit(FitRequest("j"));
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  const surge::v1::Fit& current = *fit;  // computed now, with the broken runs' records
+  EXPECT_TRUE(current.error().empty()) << current.error();
+  std::string notes;
+  for (const auto& n : current.notes()) notes += n + "\n";
+  EXPECT_THAT(notes, HasSubstr("run 'bad-probe' left out: parent.loss = -5"));
+  EXPECT_THAT(notes, HasSubstr("run 'bad-full' left out: target_loss = -3"));
+  auto advice = core_->GetAdvice(AdviceRequest("j", 100, std::nullopt));
+  ASSERT_TRUE(advice.ok()) << advice.status();
+  EXPECT_NEAR(advice->lr(), 1e-3, 1e-4);
 }
 
 }  // namespace
