@@ -218,6 +218,12 @@ TEST(ValidateRunTest, Table) {
        "run.parent.loss"},
       {"parent loss -inf", probe([](auto& r) { r.mutable_parent()->set_loss(-kInf); }), kInvalid,
        "run.parent.loss"},
+      {"parent loss negative", probe([](auto& r) { r.mutable_parent()->set_loss(-2.0); }),
+       kInvalid, "run.parent.loss"},
+      {"parent loss zero", probe([](auto& r) { r.mutable_parent()->set_loss(0.0); }), kInvalid,
+       "run.parent.loss"},
+      {"target_loss negative", run([](auto& r) { r.set_target_loss(-3.0); }), kInvalid,
+       "run.target_loss"},
       {"parent base_run bad name", probe([](auto& r) { r.mutable_parent()->set_base_run("-x"); }),
        kInvalid, "run.parent.base_run"},
       {"target_loss NaN", run([](auto& r) { r.set_target_loss(kNaN); }), kInvalid,
@@ -246,7 +252,6 @@ TEST(ValidateRunTest, Table) {
          r.mutable_parent()->set_checkpoint_step(0);
          r.mutable_parent()->clear_base_run();
        })},
-      {"probe with negative parent loss", probe([](auto& r) { r.mutable_parent()->set_loss(-2.0); })},
       {"full run with target", run([](auto& r) {
          r.set_protocol(surge::v1::PROTOCOL_FULL_RUN);
          r.set_target_loss(2.5);
