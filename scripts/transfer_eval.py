@@ -18,7 +18,7 @@ measured at batch size B (per-batch optima of kind point):
   1.96 with z = e / sqrt(se_transfer^2 + s_B0^2 + s_B1^2), counting the
   measured optima's own errors (the reference is a measurement too).
 
-Prints a Markdown table per job: per criterion and method the number of pairs,
+Prints a Markdown table per job (then one by the distance between B0 and B1): per criterion and method the number of pairs,
 the median |e| and the RMS e (in ln LR; exp(|e|) is the factor off), and the
 share of pairs where the transfer is closer than the rule.
 
@@ -189,6 +189,21 @@ def main():
                         consistent = f"{sum(zs)} of {len(zs)}"
                     print(f"| {criterion} | {stages} | {s['n']} | {label} | {s['median_abs']:.3f} "
                           f"| {s['rms']:.3f} | {s['mean']:+.3f} | {closer} | {inside} | {consistent} |")
+        print("\nBy distance (median abs err in ln LR; B1/B0 or B0/B1 = 2^d):\n")
+        print("| job | criterion | d | pairs | transfer, held-out | linear rule | sqrt rule |")
+        print("|---|---|---|---|---|---|---|")
+        for job, rows in all_rows.items():
+            for criterion in ("improvement", "fastest"):
+                for lo, hi, label in ((0, 2.01, "1-2"), (2.01, 4.01, "3-4"), (4.01, 99, ">= 5")):
+                    rs = [r for r in rows if r["criterion"] == criterion
+                          and lo < abs(math.log2(r["b1"] / r["b0"])) <= hi
+                          and math.isfinite(r["heldout"])]
+                    if not rs:
+                        continue
+                    med = {m: statistics.median(abs(r[m]) for r in rs)
+                           for m in ("heldout", "linear", "sqrt")}
+                    print(f"| {job} | {criterion} | {label} | {len(rs)} | {med['heldout']:.3f} "
+                          f"| {med['linear']:.3f} | {med['sqrt']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_rows, f, indent=1)
