@@ -67,7 +67,7 @@ struct RecordPage {
 };
 
 struct StartupCheckOptions {
-  // PRAGMA quick_check reads every page: ~0.25 s per million records
+  // PRAGMA quick_check reads every page: ~0.18 s per million records
   // (docs/operations.md, "Start-up checks").
   bool quick_check = true;
 };
