@@ -280,6 +280,26 @@ TEST_F(RpcE2eTest, FitRpcs) {
   ASSERT_TRUE(advice.ok()) << advice.status();
   EXPECT_EQ(advice->fit_version(), seen.back().version());
   EXPECT_NEAR(advice->lr(), 2e-3, 2e-4);
+  EXPECT_FALSE(advice->has_transfer());
+
+  // The transfer through the C++ client: my LR 1e-3 tuned at B0 = 16, at B = 256.
+  surge::v1::GetAdviceRequest transfer;
+  transfer.set_job("j");
+  transfer.set_batch_size(256);
+  transfer.mutable_reference()->set_batch_size(16);
+  transfer.mutable_reference()->set_lr(1e-3);
+  auto moved = client_->GetAdvice(transfer);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  ASSERT_TRUE(moved->has_transfer());
+  const double law = std::cosh(std::log(16.0 / 64.0) / 2) / std::cosh(std::log(256.0 / 64.0) / 2);
+  EXPECT_NEAR(moved->transfer().ratio(), law, 0.05 * law);  // = 1: the law is symmetric here
+  EXPECT_DOUBLE_EQ(moved->transfer().lr(), 1e-3 * moved->transfer().ratio());
+  EXPECT_DOUBLE_EQ(moved->transfer().linear_rule_lr(), 1e-3 * 16);
+  EXPECT_DOUBLE_EQ(moved->transfer().sqrt_rule_lr(), 1e-3 * 4);
+  transfer.mutable_reference()->set_lr(0);
+  auto refused = client_->GetAdvice(transfer);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("reference.lr"));
 
   optima[0].set_lr_opt(std::nan(""));
   auto bad = client_->AddOptima("j", optima);
