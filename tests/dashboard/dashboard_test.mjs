@@ -7,7 +7,9 @@
 // fit lands. A sweep of plain runs (scripts/gen_records.py) must show its
 // run-based stages under both criteria, the evidence statement and an advice
 // box that answers with the fastest criterion as `surge advise --criterion
-// fastest` does; with probes added, the probe stages appear set aside.
+// fastest` does; with probes added, the probe stages appear set aside. On the
+// plain sweep the advice box's reference fields ("my tuned LR at batch B0")
+// must give the transfer of `surge advise --from B0:LR0 --json`.
 // Screenshots are saved in --out.
 // Usage: node dashboard_test.mjs --server BIN --cli BIN --source DIR --out DIR
 import { spawn, execFileSync } from 'node:child_process';
@@ -253,7 +255,7 @@ async function main() {
     `${lossPaths} curves, ${named} named, ${more} note, ${titled} title`);
   await page.screenshot({ path: path.join(args.out, 'dashboard-narrow-grid.png'), fullPage: true });
 
-  await plainRunJobs(page, base, work);
+  await plainRunJobs(page, base, work, problems);
 
   check('no page errors', problems.length === 0, problems.join('; '));
   check('nothing fetched from outside this server', foreign.length === 0, foreign.join(', '));
@@ -262,7 +264,7 @@ async function main() {
 // A job of plain runs only: run-based stages under both criteria, the
 // evidence statement, the advice box with criterion fastest against the CLI;
 // then the same runs with probes: the probe stages are set aside.
-async function plainRunJobs(page, base, work) {
+async function plainRunJobs(page, base, work, problems) {
   const PLAIN = 'plain-sweep';
   const csv = execFileSync('/usr/bin/python3', [`${args.source}/scripts/gen_records.py`, '--runs', '5', '--lrs', '5',
     '--steps', '300', '--eval-every', '5'], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -355,6 +357,7 @@ async function plainRunJobs(page, base, work) {
       (step === '' || a.stepMapping === 'speed_data') && got.short === String(a.flags.shortHorizon) && !a.flags.shortHorizon,
       `page ${JSON.stringify(got)}, CLI lr ${a.lr} ${a.criterion} ${a.evidence} runs ${a.runsUsed} ${a.stepMapping}`);
   }
+  await transferChecks(page, PLAIN, problems);
   await page.selectOption('#advice-criterion', 'CRITERION_FASTEST');
   await page.waitForFunction(() => document.querySelector('#advice-criterion-out').dataset.criterion === 'fastest',
     null, { timeout: 10000 }).catch(() => {});
@@ -393,6 +396,102 @@ async function plainRunJobs(page, base, work) {
   await page.screenshot({ path: path.join(args.out, 'dashboard-set-aside.png'), fullPage: true });
 }
 
+// Asks the advice box with the given inputs and waits for its answer or error.
+async function askAdvice(page, { batch, step = '', refLr = '', refBatch = '', refStep = '' }) {
+  await page.fill('#advice-batch', batch);
+  await page.fill('#advice-step', step);
+  await page.fill('#advice-ref-lr', refLr);
+  await page.fill('#advice-ref-batch', refBatch);
+  await page.fill('#advice-ref-step', refStep);
+  await page.evaluate(() => { document.querySelector('#advice-result').dataset.state = 'stale'; });
+  await page.click('#advice-go');
+  await page.waitForSelector('#advice-result[data-state="ready"], #advice-result[data-state="error"]', { timeout: 10000 });
+}
+
+const TRANSFER_FLAGS = ['referenceOutsideData', 'referenceExtrapolatedInLoss', 'referenceOtherStage'];
+
+// The advice box's reference fields on the plain sweep: the transferred LR,
+// its interval, ratio, the two rules and the job's own LR at B0 equal
+// `surge advise --from B0:LR0 [--from-step T] --json` for the same fit; a bad
+// reference shows the server's message naming the field; emptied or cleared
+// fields give the plain answer again.
+async function transferChecks(page, job, problems) {
+  await page.selectOption('#advice-criterion', 'CRITERION_IMPROVEMENT');
+  // Within the data; B0 outside the latest stage's batch sizes; tuned at another step than the advice's.
+  const cases = [{ batch: '256', refLr: '3e-4', refBatch: '64' }, { batch: '64', refLr: '3e-3', refBatch: '16' },
+    { batch: '64', step: '100', refLr: '3e-3', refBatch: '16', refStep: '280' }];
+  const flagged = [];
+  for (const c of cases) {
+    await askAdvice(page, c);
+    const a = JSON.parse(cli('advise', '--job', job, '--batch', c.batch, '--from', `${c.refBatch}:${c.refLr}`, '--json',
+      ...(c.step ? ['--step', c.step] : []), ...(c.refStep ? ['--from-step', c.refStep] : [])));
+    const t = a.transfer;
+    // Read at once (null when absent): a missing element must fail the check, not wait.
+    const attr = async (sel, name) => ((await page.locator(sel).count()) ? page.getAttribute(sel, name) : null);
+    const text = async (sel) => ((await page.locator(sel).count()) ? page.textContent(sel) : null);
+    const got = {
+      version: await attr('#advice-result', 'data-fit-version'), transfer: await attr('#advice-result', 'data-transfer'),
+      lr: Number(await attr('#transfer-lr', 'data-lr')), lrText: await text('#transfer-lr'),
+      lo: Number(await attr('#transfer-ci', 'data-lo')), hi: Number(await attr('#transfer-ci', 'data-hi')),
+      ciText: await text('#transfer-ci'), ratio: Number(await attr('#transfer-ratio', 'data-ratio')),
+      linear: Number(await attr('#transfer-linear', 'data-lr')), linearText: await text('#transfer-linear .v'),
+      sqrt: Number(await attr('#transfer-sqrt', 'data-lr')), sqrtText: await text('#transfer-sqrt .v'),
+      atRef: Number(await attr('#transfer-fitted-at-ref', 'data-lr')), flags: await attr('#transfer-flags', 'data-flags'),
+      own: Number(await attr('#advice-lr', 'data-lr')),
+    };
+    const name = `transfer ${c.refBatch}:${c.refLr}${c.refStep ? ` tuned at step ${c.refStep}` : ''} to B=${c.batch}` +
+      (c.step ? ` at step ${c.step}` : '');
+    if (t) flagged.push(...TRANSFER_FLAGS.filter((f) => t[f]));
+    check(`plain sweep: ${name} equals surge advise --from (lr, 95% interval, ratio, fit version)`,
+      Boolean(t) && got.transfer === 'true' && got.version === a.fitVersion && got.lr === t.lr && got.lrText === g4(t.lr) &&
+      got.lo === t.lrCi95.lo && got.hi === t.lrCi95.hi && (got.ciText || '').includes(`[${g4(t.lrCi95.lo)}, ${g4(t.lrCi95.hi)}]`) &&
+      got.ratio === t.ratio && t.lrCi95.lo < t.lr && t.lr < t.lrCi95.hi,
+      `page ${JSON.stringify(got)}, CLI v${a.fitVersion} ${JSON.stringify(t)}`);
+    check(`plain sweep: ${name}: linear and sqrt rules, the job's LR at B0, flags and the job's own LR at B as the CLI`,
+      Boolean(t) && got.linear === t.linearRuleLr && got.linearText === g4(t.linearRuleLr) && got.sqrt === t.sqrtRuleLr &&
+      got.sqrtText === g4(t.sqrtRuleLr) && got.atRef === t.fittedLrAtReference && got.own === a.lr &&
+      got.flags === TRANSFER_FLAGS.filter((f) => t[f]).join(','),
+      `linear ${got.linearText}/${t && t.linearRuleLr}, sqrt ${got.sqrtText}/${t && t.sqrtRuleLr}, ` +
+      `at B0 ${got.atRef}/${t && t.fittedLrAtReference}, flags '${got.flags}', own ${got.own}/${a.lr}`);
+    if (c === cases[0]) await page.locator('.top').screenshot({ path: path.join(args.out, 'dashboard-transfer.png') });
+  }
+  check('plain sweep: the transfer cases between them raise every reference flag',
+    TRANSFER_FLAGS.every((f) => flagged.includes(f)), flagged.join(','));
+
+  // The fields emptied by hand: the plain answer, no transfer.
+  await askAdvice(page, { batch: '256' });
+  const plain = JSON.parse(cli('advise', '--job', job, '--batch', '256', '--json'));
+  check('plain sweep: emptied reference fields give the plain answer without a transfer',
+    plain.transfer === undefined && await page.getAttribute('#advice-result', 'data-transfer') === 'false' &&
+    await page.locator('#advice-transfer').count() === 0 && Number(await page.getAttribute('#advice-lr', 'data-lr')) === plain.lr,
+    `page ${await page.getAttribute('#advice-lr', 'data-lr')}, CLI ${plain.lr}`);
+
+  // Bad references: the server's 400 names the field (the browser logs each 400).
+  const before = problems.length;
+  await askAdvice(page, { batch: '256', refLr: '0', refBatch: '64' });
+  const lrError = await page.textContent('#advice-result[data-state="error"] #advice-error', { timeout: 1000 }).catch(() => '');
+  check('plain sweep: a reference LR of 0 shows the server\'s message naming reference.lr',
+    /^INVALID_ARGUMENT: reference\.lr: must be finite and > 0/.test(lrError), lrError);
+  await askAdvice(page, { batch: '256', refLr: '3e-4' });
+  const loneError = await page.textContent('#advice-result[data-state="error"] #advice-error', { timeout: 1000 }).catch(() => '');
+  check('plain sweep: a tuned LR without its batch size shows the server\'s message naming ref_batch_size',
+    /^INVALID_ARGUMENT: ref_batch_size, ref_lr: give both/.test(loneError), loneError);
+  const logged = problems.splice(before);
+  check('plain sweep: the bad references logged only their two 400s',
+    logged.length === 2 && logged.every((m) => /status of 400/.test(m)), logged.join('; '));
+
+  // The clear button empties the three fields and asks again: the plain answer.
+  await page.fill('#advice-ref-batch', '64');
+  await page.fill('#advice-ref-step', '100');
+  await page.evaluate(() => { document.querySelector('#advice-result').dataset.state = 'stale'; });
+  await page.click('#advice-ref-clear');
+  await page.waitForSelector('#advice-result[data-state="ready"], #advice-result[data-state="error"]', { timeout: 10000 });
+  const fields = await Promise.all(['#advice-ref-lr', '#advice-ref-batch', '#advice-ref-step'].map((s) => page.inputValue(s)));
+  check('plain sweep: "clear" empties the reference fields and gives the plain answer',
+    fields.every((v) => v === '') && await page.getAttribute('#advice-result', 'data-transfer') === 'false' &&
+    Number(await page.getAttribute('#advice-lr', 'data-lr')) === plain.lr, `fields ${JSON.stringify(fields)}`);
+}
+
 try {
   await main();
 } catch (e) {
@@ -404,7 +503,7 @@ try {
   if (failed) console.log(fs.readFileSync(path.join(work, 'server.log'), 'utf8').slice(-2000));
   fs.rmSync(work, { recursive: true, force: true });
   console.log(`screenshots in ${args.out}: dashboard-job.png, dashboard-jobs.png, dashboard-narrow-grid.png, ` +
-    'dashboard-plain-runs.png, dashboard-set-aside.png');
+    'dashboard-plain-runs.png, dashboard-transfer.png, dashboard-set-aside.png');
   console.log(`${results.length - failed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }

@@ -26,9 +26,11 @@ export const api = {
   job: (job) => getJson(`/api/v1/jobs/${enc(job)}`),
   runs: (job) => getJson(`/api/v1/jobs/${enc(job)}/runs`),
   fit: (job) => getJson(`/api/v1/jobs/${enc(job)}/fit`),
-  advice: (job, batchSize, step, criterion) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +
+  // `more`: further query parameters, e.g. the reference {ref_batch_size, ref_lr, ref_step}.
+  advice: (job, batchSize, step, criterion, more = {}) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +
     (step === '' || step === undefined || step === null ? '' : `&step=${enc(step)}`) +
-    (criterion ? `&criterion=${enc(criterion)}` : '')),
+    (criterion ? `&criterion=${enc(criterion)}` : '') +
+    Object.entries(more).map(([k, v]) => `&${enc(k)}=${enc(v)}`).join('')),
   // Every record of one run (follows next_page_token).
   async records(job, run) {
     const out = [];

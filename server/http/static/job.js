@@ -1,13 +1,14 @@
 // job.js: the job page. Loads the job, its runs and latest fit, says which
 // evidence the advice stands on, draws the stages of the advice set under
 // both criteria and the set-aside stages (job_charts.js), answers the advice
-// box from /advice (the same GetAdvice as `surge advise`, criterion
-// included), and redraws when a new fit arrives on the server-sent event
-// stream /fit/events.
+// box from /advice (the same GetAdvice as `surge advise`, criterion and a
+// tuned LR to move, `--from`, included: advice_transfer.js), and redraws
+// when a new fit arrives on the server-sent event stream /fit/events.
 import { api } from './api.js';
 import { h, fill, num, g4, interval, timeAgo, isoTime, unitText, verdictText, bNoiseText, stageEvidence,
   evidenceText, isRunEvidence, criterionName, CRITERION_TEXT } from './format.js';
 import { stageCard, driftPlots, lossPlot, bSimplePlot } from './job_charts.js';
+import { referenceParams, clearReference, transferOf, referenceSetsStage, transferBlock } from './advice_transfer.js';
 
 const jobName = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
 const state = { job: null, runs: [], fit: null, unit: 'examples', lossSeries: [] };
@@ -235,6 +236,7 @@ function flagList(flags) {
 }
 
 function stepMappingText(a) {
+  if (referenceSetsStage(a)) return `no step given: the stage your LR was tuned at (loss ${g4(a.loss)})`;
   if (a.step === undefined) return 'no step given: the latest (lowest-loss) stage';
   const to = `step ${a.step} \u2192 loss ${g4(a.loss)}`;
   if (a.stepMapping === 'speed_data') {
@@ -251,16 +253,19 @@ async function advise() {
   const criterion = $('advice-criterion').value;
   out.dataset.state = 'loading';
   try {
-    const a = await api.advice(jobName, batch, step, criterion);
+    const a = await api.advice(jobName, batch, step, criterion, referenceParams());
+    const transfer = transferOf(a);
     const flags = flagList(a.flags);
     const name = criterionName(a.criterion);
     const short = Boolean(a.flags && a.flags.shortHorizon);
     const stagesUsed = (a.stagesUsed || []).length;
-    fill(out, 
-      h('div', { class: 'lr' }, '\u03b5 = ', h('output', { id: 'advice-lr', 'data-lr': String(a.lr) }, g4(a.lr)),
-        h('span', { class: 'ci' }, ` 95% ${interval(a.lrCi95)}`)),
-      h('p', { class: 'small' }, `for B = ${g4(a.batchSize)} ${state.unit}` +
-        (a.step !== undefined ? ` at step ${a.step}` : ' at the latest stage') + `, loss ${g4(a.loss)} (fit v${a.fitVersion})`),
+    fill(out,
+      transfer ? transferBlock(a, state.unit) : null,
+      h('div', { class: transfer ? 'lr own' : 'lr' }, transfer ? 'the job\'s own optimum at B, \u03b5 = ' : '\u03b5 = ',
+        h('output', { id: 'advice-lr', 'data-lr': String(a.lr) }, g4(a.lr)), h('span', { class: 'ci' }, ` 95% ${interval(a.lrCi95)}`)),
+      h('p', { class: 'small' }, `for B = ${g4(a.batchSize)} ${state.unit}` + (a.step !== undefined ? ` at step ${a.step}`
+        : referenceSetsStage(a) ? ' at the stage your LR was tuned at' : ' at the latest stage') +
+        `, loss ${g4(a.loss)} (fit v${a.fitVersion})`),
       h('dl', { class: 'advice-facts small' },
         h('dt', {}, 'criterion'), h('dd', { id: 'advice-criterion-out', 'data-criterion': name }, CRITERION_TEXT[name]),
         h('dt', {}, 'evidence'), h('dd', { id: 'advice-evidence', 'data-evidence': a.evidence || '', 'data-runs-used': String(num(a.runsUsed)) },
@@ -275,9 +280,12 @@ async function advise() {
         `S/S_min ${g4(a.stepsRatio)}, E/E_min ${g4(a.examplesRatio)}`),
       h('p', { class: 'small muted' }, `model: ${a.model}; surge supported: ${verdictText(a.verdict)}`),
       flags.length ? h('p', { class: 'flags' }, `flags: ${flags.join('; ')}`) : null);
+    out.dataset.transfer = String(Boolean(transfer));
+    out.dataset.fitVersion = String(a.fitVersion);
     out.dataset.state = 'ready';
   } catch (e) {
     fill(out, h('p', { class: 'error', id: 'advice-error' }, e.message));
+    out.dataset.transfer = 'false';
     out.dataset.state = 'error';
   }
 }
@@ -339,4 +347,5 @@ async function main() {
 
 $('advice-form').addEventListener('submit', (e) => { e.preventDefault(); advise(); });
 $('advice-criterion').addEventListener('change', () => { if (state.fit) advise(); });
+$('advice-ref-clear').addEventListener('click', () => { clearReference(); if (state.fit) advise(); });
 main();
