@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job end to end: set up, build, start surge-server on ./demo.db
 # (embedded SQLite), import a generated sweep of plain runs through the CLI
-# (5 batch sizes x 5 LRs from a known surge law) and ask for advice; run a
-# small CPU probe sweep of the reference trainer on the real Fashion-MNIST
-# (scripts/probe_sweep.sh with SMALL=1, ~20 s on 2 cores); then the main
-# thing: a plain-run sweep of the reference trainer (surge-train train, 5 batch
-# sizes x 4 LRs x 400 steps, ~45 s), whose ordinary runs alone give the fit and the advice
-# the demo ends with. The server is stopped (SIGTERM) at the end
-# (SURGE_DEMO_KEEP=1 keeps it up for the dashboard).
+# (5 batch sizes x 5 LRs from a known surge law) and ask for advice; then the
+# main thing: a plain-run sweep of the reference trainer on the real
+# Fashion-MNIST (surge-train train, 5 batch sizes x 4 LRs x 400 steps), whose
+# ordinary runs alone give the fit and the advice the demo ends with, including
+# the transfer of a tuned LR to another batch size. About a minute once built.
+# The probe protocol has its own script (SMALL=1 scripts/probe_sweep.sh).
+# The server is stopped (SIGTERM) at the end (SURGE_DEMO_KEEP=1 keeps it up
+# for the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
@@ -41,14 +42,9 @@ echo "== surge advise --job demo-sweep --batch 256   (truth: 2e-3 / cosh(ln(256/
 sleep 1
 "$BIN/client/surge" advise --job demo-sweep --batch 256
 echo
-echo "== a small CPU probe sweep of the reference trainer on Fashion-MNIST"
-echo "   (surge-train: base run to two target losses, then 10-step probes over batch sizes"
-echo "   x learning rates x seeds, streamed to the server; then surge fit and surge advise)"
-BUILD_DIR="$BIN" OUT="$WORK/sweep" SURGE_DB="$DB" SMALL=1 ./scripts/probe_sweep.sh
-echo
 echo "== the main thing: ordinary training runs of the reference trainer on Fashion-MNIST"
 echo "   (surge-train train: batch sizes 8..128 x LRs 1e-3..3e-2, 400 steps each, eval loss"
-echo "   every 10 steps, streamed as plain runs to job fmnist-plain; ~45 s)"
+echo "   every 10 steps, streamed as plain runs to job fmnist-plain)"
 for b in 8 16 32 64 128; do for lr in 1e-3 3e-3 1e-2 3e-2; do echo "$b $lr"; done; done |
   xargs -P 2 -n 2 sh -c '"$0" train --job fmnist-plain --run "b$1-lr$2" --batch_size "$1" \
     --lr "$2" --steps 400 --eval_every 10 --eval_size 500 --threads 1 --log_every 0 \
@@ -62,6 +58,8 @@ for b in 16 64 256; do
 done
 echo "== surge advise --job fmnist-plain --batch 64 --criterion fastest"
 "$BIN/client/surge" advise --job fmnist-plain --batch 64 --criterion fastest || true
+echo "== \"my LR 3e-3 is tuned at batch 32; what at 128?\": surge advise --batch 128 --from 32:3e-3"
+"$BIN/client/surge" advise --job fmnist-plain --batch 128 --from 32:3e-3 || true
 if [ "${SURGE_DEMO_KEEP:-0}" = 1 ]; then
   echo "== the server keeps running: dashboard on http://127.0.0.1:8080/ (Ctrl-C stops it)"
   wait "$SERVER_PID" || true
