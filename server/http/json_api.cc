@@ -74,7 +74,15 @@ absl::Status ParseReference(const QueryParams& query, surge::v1::GetAdviceReques
     return absl::InvalidArgumentError(
         "ref_batch_size, ref_lr: give both (the batch size and the LR tuned there) or neither");
   }
-  if (!has_b) return absl::OkStatus();
+  if (!has_b) {
+    for (const char* only : {"ref_step", "ref_loss"}) {
+      if (auto t = Param(query, only); t && !t->empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            only, ": needs ref_batch_size and ref_lr (the batch size and the LR tuned there)"));
+      }
+    }
+    return absl::OkStatus();
+  }
   surge::v1::AdviceReference* ref = request->mutable_reference();
   double v = 0;
   if (!absl::SimpleAtod(*ref_b, &v)) {

@@ -130,6 +130,13 @@ class TransferE2E(unittest.TestCase):
             urllib.request.urlopen(url, timeout=10)
         self.assertEqual(cm.exception.code, 400)
         self.assertIn("reference.batch_size", cm.exception.read().decode())
+        for query, field in [("ref_lr=1e-3", "ref_batch_size"), ("ref_step=100", "ref_step")]:
+            url = (f"http://{self.server.http_address}/api/v1/jobs/{JOB}/advice?batch_size=256"
+                   f"&{query}")
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                urllib.request.urlopen(url, timeout=10)
+            self.assertEqual(cm.exception.code, 400)
+            self.assertIn(field, cm.exception.read().decode())
 
     def test_scheduler_scales_lr_at_batch_switch(self):
         w1, w2 = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
