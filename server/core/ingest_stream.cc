@@ -32,6 +32,9 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
     if (!commit_status_.ok()) return commit_status_;
   }
   std::string prefix = absl::StrCat("batch seq ", request->seq(), ": ");
+  // Fields this server does not know (a newer client, or padding) are not
+  // stored; they are dropped here so they take no queue memory.
+  request->DiscardUnknownFields();
   absl::Status valid = ValidateIngestBatch(*request, last_seq_);
   if (!valid.ok()) return WithContext(valid, prefix);
 

@@ -19,13 +19,18 @@ WriteQueue::~WriteQueue() { Stop(); }
 
 absl::Status WriteQueue::SubmitBatch(PendingBatch batch) {
   size_t n = static_cast<size_t>(batch.request->records_size());
+  batch.bytes = batch.request->ByteSizeLong();
+  const size_t bytes = batch.bytes;
   std::unique_lock<std::mutex> lock(mu_);
-  // A batch larger than the whole budget is admitted once the queue is empty.
+  // A batch larger than a whole budget is admitted once the queue is empty.
   space_cv_.wait(lock, [&] {
-    return stopping_ || queued_records_ == 0 || queued_records_ + n <= options_.max_queued_records;
+    return stopping_ || (queued_records_ == 0 && queued_bytes_ == 0) ||
+           (queued_records_ + n <= options_.max_queued_records &&
+            queued_bytes_ + bytes <= options_.max_queued_bytes);
   });
   if (stopping_) return absl::UnavailableError("server is shutting down; re-send after reconnect");
   queued_records_ += n;
+  queued_bytes_ += bytes;
   queue_.emplace_back(std::move(batch));
   work_cv_.notify_one();
   return absl::OkStatus();
@@ -68,16 +73,18 @@ void WriteQueue::Loop() {
         queue_.pop_front();
       } else {
         // Gather consecutive batches, up to the per-commit record budget.
-        size_t records = 0;
+        size_t records = 0, bytes = 0;
         while (!queue_.empty() && std::holds_alternative<PendingBatch>(queue_.front())) {
           auto& next = std::get<PendingBatch>(queue_.front());
           size_t n = static_cast<size_t>(next.request->records_size());
           if (!group.empty() && records + n > options_.max_records_per_commit) break;
           records += n;
+          bytes += next.bytes;
           group.push_back(std::move(next));
           queue_.pop_front();
         }
         queued_records_ -= records;
+        queued_bytes_ -= bytes;
         space_cv_.notify_all();
       }
     }

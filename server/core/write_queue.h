@@ -41,12 +41,16 @@ struct BatchResult {
 struct PendingBatch {
   std::unique_ptr<surge::v1::IngestRequest> request;
   std::vector<int64_t> run_ids;  // parallel to request->records()
+  size_t bytes = 0;              // set by SubmitBatch: request->ByteSizeLong()
   std::function<void(const absl::StatusOr<BatchResult>&)> done;
 };
 
 struct WriteQueueOptions {
-  // SubmitBatch blocks while more records than this are waiting.
+  // SubmitBatch blocks while more records than this, or more bytes (the
+  // batches' serialized size), are waiting; a batch larger than a whole
+  // budget is admitted alone once the queue is empty.
   size_t max_queued_records = 1 << 20;
+  size_t max_queued_bytes = size_t{256} << 20;
   // Upper bound on the records in one transaction.
   size_t max_records_per_commit = 1 << 18;
   // Optional observer (metrics): called on the writer thread after each
@@ -109,6 +113,7 @@ class WriteQueue {
   std::condition_variable space_cv_;
   std::deque<Item> queue_;
   size_t queued_records_ = 0;
+  size_t queued_bytes_ = 0;
   bool stopping_ = false;
   WriteQueueStats stats_;
   std::once_flag join_once_;

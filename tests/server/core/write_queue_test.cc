@@ -349,6 +349,38 @@ TEST_F(WriteQueueTest, SubmitBlocksWhileQueueIsFull) {
   EXPECT_EQ(ReadRun().steps, Range(0, 6));
 }
 
+// Fault 11 of issue 11: memory was bounded by record counts, not bytes: a
+// few records padded to megabytes filled memory within the record budget.
+TEST_F(WriteQueueTest, SubmitBlocksWhileQueuedBytesAreOverBudget) {
+  WriteQueueOptions options;
+  options.max_queued_records = 1000;  // far from binding
+  options.max_queued_bytes = 1 << 20;
+  ASSERT_NO_FATAL_FAILURE(OpenQueue(options));
+  auto padded = [&](int64_t first, Done* done) {
+    PendingBatch b = MakeBatch(first, 1, done);
+    // 700 KB of padding in an unknown field (IngestStream drops those; the
+    // queue counts whatever it is given).
+    b.request->GetReflection()->MutableUnknownFields(b.request.get())->AddLengthDelimited(
+        9999, std::string(700 << 10, 'x'));
+    return b;
+  };
+  Done a, b;
+  std::future<absl::Status> blocked;
+  {
+    WriterGate gate(*queue_);
+    ASSERT_TRUE(queue_->SubmitBatch(padded(0, &a)).ok());
+    blocked = std::async(std::launch::async, [&] { return queue_->SubmitBatch(padded(1, &b)); });
+    // 2 x 700 KB > 1 MiB: the second submit must wait for the writer.
+    EXPECT_EQ(blocked.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+        << "SubmitBatch did not push back on bytes";
+  }
+  ASSERT_EQ(blocked.wait_for(kWait), std::future_status::ready);
+  EXPECT_TRUE(blocked.get().ok());
+  EXPECT_TRUE(Wait(a).ok());
+  EXPECT_TRUE(Wait(b).ok());
+  EXPECT_EQ(ReadRun().steps, Range(0, 2));
+}
+
 TEST_F(WriteQueueTest, OversizedBatchIsAdmittedIntoAnEmptyQueue) {
   WriteQueueOptions options;
   options.max_queued_records = 5;
