@@ -36,6 +36,9 @@ bool FlagGiven(int argc, char** argv, const std::string& name) {
 constexpr int kMaxReaders = 256;
 constexpr int64_t kMaxQueuedRecords = 100'000'000;
 constexpr int kMaxShutdownGraceS = 3600;
+constexpr int64_t kMaxQueuedMib = 64 * 1024;
+constexpr int kMaxIngestStreams = 100000;
+constexpr int kMaxFitThreads = 64;
 
 bool IsDirectory(const std::string& path) {
   struct stat st;
@@ -89,6 +92,13 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(int, max_readers, 8, "maximum concurrent read connections to the database");
 ABSL_FLAG(int64_t, max_queued_records, 1 << 20,
           "records waiting for commit before ingest streams are slowed down");
+ABSL_FLAG(int64_t, max_queued_mib, 256,
+          "MiB of ingest batches (serialized) waiting for commit before ingest streams are "
+          "slowed down");
+ABSL_FLAG(int, max_ingest_streams, 256,
+          "concurrent Ingest streams; one more is refused with RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, fit_threads, 2,
+          "background fit threads (fits of different jobs run in parallel; one job's never)");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080",
           "dashboard HTTP address host:port (read-only JSON API, /metrics, /healthz, pages); "
           "port 0 picks a free port; empty disables. If the default is busy the server runs "
@@ -141,6 +151,21 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
     add("max_queued_records", absl::StrCat(max_queued),
         absl::StrCat("must be in [1, ", kMaxQueuedRecords, "] (records waiting for commit)"));
   }
+  int64_t max_mib = absl::GetFlag(FLAGS_max_queued_mib);
+  if (max_mib < 1 || max_mib > kMaxQueuedMib) {
+    add("max_queued_mib", absl::StrCat(max_mib),
+        absl::StrCat("must be in [1, ", kMaxQueuedMib, "] (MiB waiting for commit)"));
+  }
+  int streams = absl::GetFlag(FLAGS_max_ingest_streams);
+  if (streams < 1 || streams > kMaxIngestStreams) {
+    add("max_ingest_streams", absl::StrCat(streams),
+        absl::StrCat("must be in [1, ", kMaxIngestStreams, "] (concurrent Ingest streams)"));
+  }
+  int fit_threads = absl::GetFlag(FLAGS_fit_threads);
+  if (fit_threads < 1 || fit_threads > kMaxFitThreads) {
+    add("fit_threads", absl::StrCat(fit_threads),
+        absl::StrCat("must be in [1, ", kMaxFitThreads, "] (background fit threads)"));
+  }
   std::string http = absl::GetFlag(FLAGS_http);
   if (!http.empty()) {
     if (std::string p = HostPortProblem(http); !p.empty()) {
@@ -192,6 +217,10 @@ int main(int argc, char** argv) {
   options.core.max_readers = absl::GetFlag(FLAGS_max_readers);
   options.core.write.max_queued_records =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_records));
+  options.core.write.max_queued_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_mib)) << 20;
+  options.core.fits.threads = absl::GetFlag(FLAGS_fit_threads);
+  options.service.max_ingest_streams = absl::GetFlag(FLAGS_max_ingest_streams);
   options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_s));
   options.http_listen = absl::GetFlag(FLAGS_http);
   options.http_listen_required = http_given;

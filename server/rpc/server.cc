@@ -37,7 +37,7 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
     metrics->ObserveFit(fit_time, fitted);
   };
   SURGE_ASSIGN_OR_RETURN(s->core_, core::SurgeCore::Open(core_options));
-  s->service_ = std::make_unique<SurgeService>(s->core_.get(), metrics);
+  s->service_ = std::make_unique<SurgeService>(s->core_.get(), metrics, options.service);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

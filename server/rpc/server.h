@@ -27,6 +27,7 @@ namespace surge::rpc {
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
   core::CoreOptions core;
+  SurgeServiceOptions service;
   // Checks of the database before serving (PRAGMA quick_check can be skipped).
   store::StartupCheckOptions startup_checks;
   int max_message_bytes = 64 << 20;

@@ -4,6 +4,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/rpc/status_convert.h"
 
@@ -128,6 +129,16 @@ grpc::Status SurgeService::Ingest(
 
 grpc::Status SurgeService::IngestUntilClosed(
     grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
+  // A slot per open stream; over the cap the stream ends at once.
+  struct Slot {
+    std::atomic<int>& n;
+    ~Slot() { --n; }
+  } slot{ingest_streams_};
+  if (++ingest_streams_ > options_.max_ingest_streams) {
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "too many concurrent Ingest streams (at most ", options_.max_ingest_streams,
+        "); retry later, or send more records per stream")));
+  }
   std::unique_ptr<core::IngestStream> ingest = core_->OpenIngestStream();
   std::thread acker([&] {
     bool writable = true;

@@ -4,17 +4,26 @@
 #ifndef SURGE_SERVER_RPC_SURGE_SERVICE_H_
 #define SURGE_SERVER_RPC_SURGE_SERVICE_H_
 
+#include <atomic>
+
 #include "server/core/surge_core.h"
 #include "server/http/metrics.h"
 #include "surge/v1/surge.grpc.pb.h"
 
 namespace surge::rpc {
 
+struct SurgeServiceOptions {
+  // Concurrent Ingest streams; one more is answered RESOURCE_EXHAUSTED at
+  // once (each stream holds two threads while open).
+  int max_ingest_streams = 256;
+};
+
 class SurgeService final : public surge::v1::Surge::Service {
  public:
   // `metrics` may be null (no metrics recorded); it must outlive the service.
-  explicit SurgeService(core::SurgeCore* core, http::ServerMetrics* metrics = nullptr)
-      : core_(core), metrics_(metrics) {}
+  explicit SurgeService(core::SurgeCore* core, http::ServerMetrics* metrics = nullptr,
+                        const SurgeServiceOptions& options = {})
+      : core_(core), metrics_(metrics), options_(options) {}
 
   grpc::Status CreateJob(grpc::ServerContext*, const surge::v1::CreateJobRequest* request,
                          surge::v1::Job* response) override;
@@ -55,6 +64,8 @@ class SurgeService final : public surge::v1::Surge::Service {
 
   core::SurgeCore* const core_;
   http::ServerMetrics* const metrics_;
+  const SurgeServiceOptions options_;
+  std::atomic<int> ingest_streams_{0};
 };
 
 }  // namespace surge::rpc

@@ -21,8 +21,12 @@ using ::testing::HasSubstr;
 
 class RpcE2eTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(rpc::SurgeServiceOptions{}); }
+
+  void Start(const rpc::SurgeServiceOptions& service) {
+    server_.reset();
     rpc::ServerOptions options;
+    options.service = service;
     options.listen = "127.0.0.1:0";
   options.http_listen = "127.0.0.1:0";
     options.core.db_path = dir_.File("rpc.db");
@@ -305,6 +309,60 @@ TEST_F(RpcE2eTest, FitRpcs) {
   auto bad = client_->AddOptima("j", optima);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("optima[0].lr_opt"));
+}
+
+// Fault 11 of issue 11: 1,500 idle Ingest streams cost 3,046 threads with
+// no limit. Over the cap a new stream ends at once with RESOURCE_EXHAUSTED;
+// closing one frees its slot.
+TEST_F(RpcE2eTest, IngestStreamsAreCapped) {
+  rpc::SurgeServiceOptions service;
+  service.max_ingest_streams = 2;
+  Start(service);
+  CreateJobAndRun();
+  struct Open {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<surge::v1::IngestRequest, surge::v1::IngestResponse>>
+        stream;
+  };
+  auto open = [&](Open& o, uint64_t seq) {
+    o.context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    o.stream = client_->stub().Ingest(&o.context);
+    surge::v1::IngestRequest batch;
+    batch.set_job("j");
+    batch.set_seq(seq);
+    *batch.add_records() = Rec(static_cast<int64_t>(seq));
+    return o.stream->Write(batch);
+  };
+  Open a, b, c;
+  ASSERT_TRUE(open(a, 1));
+  ASSERT_TRUE(open(b, 1));
+  surge::v1::IngestResponse ack;
+  ASSERT_TRUE(a.stream->Read(&ack));  // both are being served
+  ASSERT_TRUE(b.stream->Read(&ack));
+  open(c, 1);
+  c.stream->WritesDone();
+  while (c.stream->Read(&ack)) {
+  }
+  grpc::Status refused = c.stream->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("too many concurrent Ingest streams (at most 2)"));
+  // Closing one frees its slot.
+  a.stream->WritesDone();
+  while (a.stream->Read(&ack)) {
+  }
+  EXPECT_TRUE(a.stream->Finish().ok());
+  Open d;
+  ASSERT_TRUE(open(d, 5));
+  ASSERT_TRUE(d.stream->Read(&ack));
+  EXPECT_EQ(ack.acked_seq(), 5u);
+  d.stream->WritesDone();
+  while (d.stream->Read(&ack)) {
+  }
+  EXPECT_TRUE(d.stream->Finish().ok());
+  b.stream->WritesDone();
+  while (b.stream->Read(&ack)) {
+  }
+  EXPECT_TRUE(b.stream->Finish().ok());
 }
 
 }  // namespace
