@@ -1,4 +1,4 @@
-// Implementation of TableCsv.
+// Implementation of TableCsv and ReadHeaderColumns.
 #include "client/cli/table_csv.h"
 
 #include <algorithm>
@@ -7,85 +7,100 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 
 namespace surge::cli {
+namespace {
 
-absl::StatusOr<std::string> ReadHeader(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
-  std::string header;
-  if (!std::getline(in, header)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": empty file, expected a header"));
+// Opens `path` and reads its header into `header` (trimmed names).
+absl::StatusOr<std::unique_ptr<CsvScanner>> OpenWithHeader(const std::string& path,
+                                                           std::vector<std::string>& header) {
+  absl::StatusOr<std::unique_ptr<CsvScanner>> scanner = CsvScanner::Open(path);
+  if (!scanner.ok()) return scanner.status();
+  absl::StatusOr<bool> more = (*scanner)->Next();
+  if (!more.ok()) return more.status();
+  if (!*more) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(EscapeText(path, 4096), ": empty file, expected a header"));
   }
-  if (!header.empty() && header.back() == '\r') header.pop_back();
+  header.clear();
+  for (absl::string_view name : (*scanner)->fields()) {
+    header.emplace_back(absl::StripAsciiWhitespace(name));
+  }
+  (*scanner)->set_field_names(header);
+  return scanner;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadHeaderColumns(const std::string& path) {
+  std::vector<std::string> header;
+  absl::StatusOr<std::unique_ptr<CsvScanner>> scanner = OpenWithHeader(path, header);
+  if (!scanner.ok()) return scanner.status();
   return header;
 }
 
 absl::StatusOr<std::unique_ptr<TableCsv>> TableCsv::Open(const std::string& path,
                                                          const std::vector<std::string>& required) {
   std::unique_ptr<TableCsv> t(new TableCsv());
-  t->path_ = path;
-  t->in_.open(path);
-  if (!t->in_) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
-  std::string header;
-  std::getline(t->in_, header);
-  if (!header.empty() && header.back() == '\r') header.pop_back();
-  t->line_no_ = 1;
-  for (absl::string_view name : absl::StrSplit(header, ',')) {
-    t->header_.emplace_back(absl::StripAsciiWhitespace(name));
-  }
+  absl::StatusOr<std::unique_ptr<CsvScanner>> scanner = OpenWithHeader(path, t->header_);
+  if (!scanner.ok()) return scanner.status();
+  t->scanner_ = std::move(*scanner);
   for (const std::string& name : required) {
-    if (t->Index(name) < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":1: missing column '", name,
-                                                     "'; the header needs ",
-                                                     absl::StrJoin(required, ",")));
+    if (std::find(t->header_.begin(), t->header_.end(), name) == t->header_.end()) {
+      return t->scanner_->Error(absl::StrCat("missing column '", name, "'; the header needs ",
+                                             absl::StrJoin(required, ",")));
     }
   }
   return t;
 }
 
-int TableCsv::Index(const std::string& column) const {
-  auto it = std::find(header_.begin(), header_.end(), column);
-  return it == header_.end() ? -1 : static_cast<int>(it - header_.begin());
-}
-
 absl::StatusOr<bool> TableCsv::Next() {
-  std::string line;
-  while (std::getline(in_, line)) {
-    ++line_no_;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
-    cells_ = absl::StrSplit(line, ',');
-    if (cells_.size() != header_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_no_, ": expected ",
-                                                     header_.size(), " cells, got ", cells_.size()));
-    }
-    return true;
+  absl::StatusOr<bool> more = scanner_->Next();
+  if (!more.ok() || !*more) return more;
+  if (scanner_->fields().size() != header_.size()) {
+    return scanner_->Error(absl::StrCat("expected ", header_.size(), " cells, got ",
+                                        scanner_->fields().size()));
   }
-  return false;
+  return true;
 }
 
-absl::StatusOr<double> TableCsv::Double(const std::string& column) const {
-  std::string text(absl::StripAsciiWhitespace(cells_[static_cast<size_t>(Index(column))]));
+absl::string_view TableCsv::Cell(const std::string& column) const {
+  auto it = std::find(header_.begin(), header_.end(), column);
+  return absl::StripAsciiWhitespace(scanner_->fields()[static_cast<size_t>(it - header_.begin())]);
+}
+
+absl::StatusOr<double> TableCsv::Double(const std::string& column, Bound bound) const {
+  absl::string_view text = Cell(column);
   double v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v)) {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_no_, ": column '", column,
-                                                   "': not a finite number '", text, "'"));
+    return scanner_->Error(absl::StrCat("column '", column, "': not a finite number '",
+                                        EscapeText(text), "'"));
+  }
+  if (bound == Bound::kNonNegative && v < 0) {
+    return scanner_->Error(absl::StrFormat("column '%s': must be >= 0, got %g", column, v));
+  }
+  if (bound == Bound::kPositive && v <= 0) {
+    return scanner_->Error(absl::StrFormat("column '%s': must be > 0, got %g", column, v));
   }
   return v;
 }
 
-absl::StatusOr<int64_t> TableCsv::Int(const std::string& column) const {
-  std::string text(absl::StripAsciiWhitespace(cells_[static_cast<size_t>(Index(column))]));
+absl::StatusOr<int64_t> TableCsv::Int(const std::string& column, Bound bound) const {
+  absl::string_view text = Cell(column);
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_no_, ": column '", column,
-                                                   "': not an integer '", text, "'"));
+    return scanner_->Error(absl::StrCat("column '", column, "': not an integer '",
+                                        EscapeText(text), "'"));
+  }
+  if (bound == Bound::kNonNegative && v < 0) {
+    return scanner_->Error(absl::StrCat("column '", column, "': must be >= 0, got ", v));
+  }
+  if (bound == Bound::kPositive && v <= 0) {
+    return scanner_->Error(absl::StrCat("column '", column, "': must be > 0, got ", v));
   }
   return v;
 }

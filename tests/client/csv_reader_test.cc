@@ -1,5 +1,7 @@
 // Tests of CsvRecordReader: headers in any order, optional columns and
-// cells, CRLF, blank lines, and errors that name FILE:LINE.
+// cells, CRLF, blank lines, BOM, RFC 4180 quoting, the server's record and
+// run rules checked locally, escaped messages, size caps, and errors that
+// name FILE:LINE.
 #include "client/cli/csv_reader.h"
 
 #include <fstream>
@@ -17,6 +19,12 @@ namespace surge::cli {
 namespace {
 
 using ::testing::HasSubstr;
+
+std::string Times(const std::string& piece, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += piece;
+  return out;
+}
 
 class CsvReaderTest : public ::testing::Test {
  protected:
@@ -284,6 +292,193 @@ TEST_F(CsvReaderTest, PartialGradCellsAreRejected) {
   absl::Status status = ReadAll(path, rows);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument)
       << status << "; rows: " << (rows.empty() ? "" : rows[0].record.ShortDebugString());
+}
+
+TEST_F(CsvReaderTest, BomQuotesAndCrlf) {
+  const std::string path = Write(
+      "\xEF\xBB\xBF\"run\",step,\"examples\",batch_size,lr,loss,eval_loss\r\n"
+      "\"r1\",0,\"8\",8,\" 0.1 \",\"2.5\",\r\n"
+      "r1,1,16,8,0.1,2.25,\"2.5\n\"\r\n"
+      "\"r1\" , 2 ,24,8,0.1,2,\"\"\r\n");
+  std::vector<CsvRow> rows;
+  absl::Status status = ReadAll(path, rows);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].record.run(), "r1");
+  EXPECT_EQ(rows[0].record.examples(), 8);
+  EXPECT_DOUBLE_EQ(rows[0].record.lr(), 0.1);
+  EXPECT_DOUBLE_EQ(rows[0].record.loss(), 2.5);
+  EXPECT_FALSE(rows[0].record.has_eval_loss());
+  EXPECT_EQ(rows[0].line, 2);
+  // A line break inside quotes: the row spans lines 3-4, the next is line 5.
+  ASSERT_TRUE(rows[1].record.has_eval_loss());
+  EXPECT_DOUBLE_EQ(rows[1].record.eval_loss(), 2.5);
+  EXPECT_EQ(rows[1].line, 3);
+  EXPECT_EQ(rows[2].line, 5);
+  EXPECT_EQ(rows[2].record.step(), 2);
+  EXPECT_FALSE(rows[2].record.has_eval_loss());
+}
+
+// The rules of server/core/validation.cc (ValidateRecord, ValidateRun's
+// batch size, ValidateName for the run), checked before anything is sent,
+// with the file line and column.
+TEST_F(CsvReaderTest, ServerRulesAreCheckedWithLineAndColumn) {
+  const std::string kHeader =
+      "run,step,examples,batch_size,lr,loss,eval_loss,grad_sq_small,grad_sq_big,b_small,b_big\n"
+      "ok,0,0,8,0.1,1,,,,,\n";
+  struct Case {
+    std::string row;
+    std::string message;  // after "PATH:3: "
+  };
+  const std::vector<Case> cases = {
+      {"r,-1,0,8,0.1,1,,,,,", "column 'step': must be >= 0, got -1"},
+      {"r,0,-8,8,0.1,1,,,,,", "column 'examples': must be >= 0, got -8"},
+      {"r,0,0,0,0.1,1,,,,,", "column 'batch_size': must be > 0, got 0"},
+      {"r,0,0,-4,0.1,1,,,,,", "column 'batch_size': must be > 0, got -4"},
+      {"r,0,0,8,nan,1,,,,,", "column 'lr': must be finite and >= 0, got nan"},
+      {"r,0,0,8,-0.1,1,,,,,", "column 'lr': must be finite and >= 0, got -0.1"},
+      {"r,0,0,8,inf,1,,,,,", "column 'lr': must be finite and >= 0, got inf"},
+      {"r,0,0,8,0.1,-inf,,,,,", "column 'loss': must be finite, got -inf"},
+      {"r,0,0,8,0.1,1,NaN,,,,", "column 'eval_loss': must be finite, got nan"},
+      {"r,0,0,8,0.1,1,,-1,2,4,8", "column 'grad_sq_small': must be finite and >= 0, got -1"},
+      {"r,0,0,8,0.1,1,,1,inf,4,8", "column 'grad_sq_big': must be finite and >= 0, got inf"},
+      {"r,0,0,8,0.1,1,,1,2,0,8", "column 'b_small': must be >= 1, got 0"},
+      {"r,0,0,8,0.1,1,,1,2,4,4", "column 'b_big': must be > b_small (4), got 4"},
+      {"-r,0,0,8,0.1,1,,,,,", "column 'run': must start with a letter or digit, got '-r'"},
+      {"a b,0,0,8,0.1,1,,,,,",
+       "column 'run': only letters, digits, '.', '_' and '-' are allowed, got 'a b'"},
+      {"\"r\n1\",0,0,8,0.1,1,,,,,",
+       "column 'run': only letters, digits, '.', '_' and '-' are allowed, got 'r\\n1'"},
+      {std::string(129, 'r') + ",0,0,8,0.1,1,,,,,",
+       "column 'run': at most 128 characters, got 129: '" + std::string(64, 'r') +
+           "...[+65 bytes]'"},
+      {"ok,1,8,16,0.1,1,,,,,",
+       "run 'ok' has batch_size 8 in earlier rows (from line 2), 16 here; a run has one batch "
+       "size"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.row);
+    const std::string path = Write(kHeader + c.row + "\n");
+    std::vector<CsvRow> rows;
+    absl::Status status = ReadAll(path, rows);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_EQ(status.message(), absl::StrCat(path, ":3: ", c.message));
+    EXPECT_EQ(rows.size(), 1u);
+  }
+  // Limits that pass: a 128-character run, step 0, lr 0, b_big = b_small + 1.
+  const std::string path = Write(kHeader + std::string(128, 'r') + ",0,0,1,0,-5,-1,0,0,1,2\n");
+  std::vector<CsvRow> rows;
+  absl::Status status = ReadAll(path, rows);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(rows.size(), 2u);
+}
+
+// A run keeps one batch size across the whole file, not only in adjacent
+// rows; runs() lists the runs in order of first appearance.
+TEST_F(CsvReaderTest, RunsAndTheirBatchSizes) {
+  const std::string path = Write(
+      "run,step,examples,batch_size,lr,loss\n"
+      "a,0,8,8,0.1,1\nb,0,16,16,0.1,1\na,1,16,8,0.1,1\nc,0,4,4,0.1,1\nb,1,32,16,0.1,1\n");
+  absl::StatusOr<std::unique_ptr<CsvRecordReader>> reader = CsvRecordReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  CsvRow row;
+  int n = 0;
+  while (*(*reader)->Next(row)) ++n;
+  EXPECT_EQ(n, 5);
+  const std::vector<CsvRun>& runs = (*reader)->runs();
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].name, "a");
+  EXPECT_EQ(runs[0].batch_size, 8);
+  EXPECT_EQ(runs[0].first_line, 2);
+  EXPECT_EQ(runs[1].name, "b");
+  EXPECT_EQ(runs[1].first_line, 3);
+  EXPECT_EQ(runs[2].name, "c");
+  EXPECT_EQ(runs[2].batch_size, 4);
+
+  const std::string conflict = Write(
+      "run,step,examples,batch_size,lr,loss\n"
+      "a,0,8,8,0.1,1\nb,0,16,16,0.1,1\n\nb,1,32,16,0.1,1\na,1,32,32,0.1,1\n");
+  std::vector<CsvRow> rows;
+  absl::Status status = ReadAll(conflict, rows);
+  EXPECT_EQ(status.message(),
+            absl::StrCat(conflict, ":6: run 'a' has batch_size 8 in earlier rows (from line 2), 32 "
+                                   "here; a run has one batch size"));
+  EXPECT_EQ(rows.size(), 3u);
+}
+
+// Text from the file is escaped and cut in every message: no raw control
+// byte reaches the terminal.
+TEST_F(CsvReaderTest, MessagesEscapeFileText) {
+  struct Case {
+    std::string name;
+    std::string content;
+    std::string message;  // after "PATH:"
+  };
+  const std::string kReq = "run,step,examples,batch_size,lr,loss\n";
+  const std::vector<Case> cases = {
+      {"BOM not at the start", "\xEF\xBB\xBF\xEF\xBB\xBFrun,step\n",
+       "1: unknown column '\\ufeffrun'; expected "
+       "run,step,examples,batch_size,lr,loss,eval_loss,grad_sq_small,grad_sq_big,b_small,b_big"},
+      {"binary header", std::string("\x7f" "ELF\x02\x01\x01\0\0\0,x\n", 13),
+       "1: unknown column '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00'; expected "
+       "run,step,examples,batch_size,lr,loss,eval_loss,grad_sq_small,grad_sq_big,b_small,b_big"
+       " (the file does not look like CSV text)"},
+      {"escape sequence in a number", kReq + "r,0,0,8,\x1b[31m1,1\n",
+       "2: column 'lr': not a valid number '\\x1b[31m1'"},
+      {"long garbage in a number", kReq + "r,0,0,8," + std::string(1000, '\x01') + ",1\n",
+       "2: column 'lr': not a valid number '" + Times("\\x01", 16) + "...[+984 bytes]'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = Write(c.content);
+    std::vector<CsvRow> rows;
+    absl::Status status = ReadAll(path, rows);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_EQ(status.message(), absl::StrCat(path, ":", c.message));
+    for (char ch : status.message()) {
+      EXPECT_FALSE(static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) << status;
+    }
+  }
+}
+
+TEST_F(CsvReaderTest, LineAndFieldCaps) {
+  CsvScanner::Limits limits;
+  limits.max_record_bytes = 64;
+  limits.max_field_bytes = 16;
+  const std::string kReq = "run,step,examples,batch_size,lr,loss\n";
+  const std::string long_line = Write(kReq + "r,0,0,8,0.1,1\nr,1,8,8,0.1,1" +
+                                      std::string(60, ' ') + "\n");
+  absl::StatusOr<std::unique_ptr<CsvRecordReader>> reader =
+      CsvRecordReader::Open(long_line, limits);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  CsvRow row;
+  ASSERT_TRUE(*(*reader)->Next(row));
+  EXPECT_EQ((*reader)->Next(row).status().message(),
+            absl::StrCat(long_line, ":3: line longer than 64 bytes (the limit of one CSV record); "
+                                    "is this a CSV text file?"));
+
+  const std::string long_field = Write(kReq + "r,0,0,8,0.1,1\nr,1,8,8,0.1,\"1" +
+                                       std::string(20, '0') + "\"\n");
+  reader = CsvRecordReader::Open(long_field, limits);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(*(*reader)->Next(row));
+  EXPECT_EQ((*reader)->Next(row).status().message(),
+            absl::StrCat(long_field, ":3: column 'loss': longer than 16 bytes, starting '1",
+                         std::string(20, '0'), "'"));
+}
+
+TEST_F(CsvReaderTest, LinesOfRows) {
+  const std::string path = Write(
+      "run,step,examples,batch_size,lr,loss\n"
+      "r,0,0,8,0.1,1\n"
+      "\n"
+      "r,1,8,8,0.1,1\n"
+      "\"r\",2,16,8,0.1,\"1\n\"\n"
+      "r,3,24,8,0.1,1\n");
+  absl::StatusOr<std::vector<int64_t>> lines =
+      CsvRecordReader::LinesOfRows(path, {0, 1, 2, 3, 3, 4});
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_THAT(*lines, ::testing::ElementsAre(2, 4, 5, 7, 7, 0));
 }
 
 }  // namespace
