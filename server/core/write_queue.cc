@@ -2,14 +2,56 @@
 #include "server/core/write_queue.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/util/status_macros.h"
 
 namespace surge::core {
+namespace {
+
+// The fields in which `sent` differs from `stored`, e.g. "loss 0.5 stored,
+// 0.7 sent"; empty when the record is the same.
+std::string RecordDifference(const surge::v1::Record& stored, const surge::v1::Record& sent) {
+  std::vector<std::string> diffs;
+  auto num = [&](const char* name, double a, double b) {
+    if (!(a == b)) diffs.push_back(absl::StrCat(name, " ", a, " stored, ", b, " sent"));
+  };
+  auto opt = [&](const char* name, bool has_a, double a, bool has_b, double b) {
+    if (has_a != has_b) {
+      diffs.push_back(absl::StrCat(name, has_a ? " stored, absent in the re-send"
+                                               : " absent when stored, sent now"));
+    } else if (has_a) {
+      num(name, a, b);
+    }
+  };
+  if (stored.examples() != sent.examples()) {
+    diffs.push_back(absl::StrCat("examples ", stored.examples(), " stored, ", sent.examples(),
+                                 " sent"));
+  }
+  num("lr", stored.lr(), sent.lr());
+  num("loss", stored.loss(), sent.loss());
+  opt("eval_loss", stored.has_eval_loss(), stored.eval_loss(), sent.has_eval_loss(),
+      sent.eval_loss());
+  opt("grad_stats.grad_sq_small", stored.has_grad_stats(), stored.grad_stats().grad_sq_small(),
+      sent.has_grad_stats(), sent.grad_stats().grad_sq_small());
+  if (stored.has_grad_stats() && sent.has_grad_stats()) {
+    num("grad_stats.grad_sq_big", stored.grad_stats().grad_sq_big(), sent.grad_stats().grad_sq_big());
+    num("grad_stats.b_small", static_cast<double>(stored.grad_stats().b_small()),
+        static_cast<double>(sent.grad_stats().b_small()));
+    num("grad_stats.b_big", static_cast<double>(stored.grad_stats().b_big()),
+        static_cast<double>(sent.grad_stats().b_big()));
+  }
+  return absl::StrJoin(diffs, ", ");
+}
+
+}  // namespace
 
 WriteQueue::WriteQueue(std::unique_ptr<store::SqliteStore> writer,
                        const WriteQueueOptions& options)
@@ -106,6 +148,18 @@ absl::StatusOr<BatchResult> WriteQueue::WriteBatch(const PendingBatch& batch, in
     int64_t run_id = batch.run_ids[static_cast<size_t>(i)];
     SURGE_ASSIGN_OR_RETURN(bool inserted, writer_->InsertRecord(run_id, records[i]));
     if (!inserted) {
+      // An identical re-send (after a reconnect) is a silent duplicate; other
+      // values for a stored (run, step) are refused, not dropped unseen.
+      SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Record> stored,
+                             writer_->GetRecord(run_id, records[i].step()));
+      if (stored.has_value()) {
+        if (std::string diff = RecordDifference(*stored, records[i]); !diff.empty()) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "records[", i, "] (run '", records[i].run(), "', step ", records[i].step(),
+              "): already stored with other values (", diff,
+              "); a step is stored once: re-send the same values or use another step"));
+        }
+      }
       ++result.duplicate;
       continue;
     }

@@ -443,6 +443,37 @@ absl::StatusOr<std::optional<surge::v1::Record>> SqliteStore::LastRecord(int64_t
   return std::optional<surge::v1::Record>(std::move(r));
 }
 
+absl::StatusOr<std::optional<surge::v1::Record>> SqliteStore::GetRecord(int64_t run_id,
+                                                                      int64_t step) {
+  if (!get_record_) {
+    SURGE_ASSIGN_OR_RETURN(
+        get_record_,
+        db_->Prepare("SELECT examples, lr, loss, eval_loss, grad_sq_small, grad_sq_big, b_small, "
+                     "b_big FROM records WHERE run_id = ? AND step = ?"));
+  }
+  Statement& s = *get_record_;
+  s.Reset();
+  s.BindInt(1, run_id);
+  s.BindInt(2, step);
+  SURGE_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<surge::v1::Record>();
+  surge::v1::Record r;
+  r.set_step(step);
+  r.set_examples(s.ColumnInt(0));
+  r.set_lr(s.ColumnDouble(1));
+  r.set_loss(s.ColumnDouble(2));
+  if (auto eval = OptDouble(s, 3)) r.set_eval_loss(*eval);
+  if (auto small = OptDouble(s, 4)) {
+    surge::v1::GradStats* g = r.mutable_grad_stats();
+    g->set_grad_sq_small(*small);
+    if (auto big = OptDouble(s, 5)) g->set_grad_sq_big(*big);
+    g->set_b_small(s.ColumnInt(6));
+    g->set_b_big(s.ColumnInt(7));
+  }
+  s.Reset();
+  return std::optional<surge::v1::Record>(std::move(r));
+}
+
 absl::StatusOr<std::vector<surge::v1::Record>> SqliteStore::SampleRunRecords(int64_t run_id,
                                                                             int64_t every) {
   SURGE_ASSIGN_OR_RETURN(

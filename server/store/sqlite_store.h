@@ -131,6 +131,8 @@ class SqliteStore {
       const std::string& job);
   // The record with the highest step of a run, if any.
   absl::StatusOr<std::optional<surge::v1::Record>> LastRecord(int64_t run_id);
+  // The stored record of `run_id` at `step` (run name left empty), or nullopt.
+  absl::StatusOr<std::optional<surge::v1::Record>> GetRecord(int64_t run_id, int64_t step);
   // Every record of a run whose step is a multiple of `every` (>= 1), in
   // step order: a bounded sample of a long run for the loss curve.
   absl::StatusOr<std::vector<surge::v1::Record>> SampleRunRecords(int64_t run_id, int64_t every);
@@ -185,6 +187,7 @@ class SqliteStore {
   std::unique_ptr<Statement> list_records_;
   std::unique_ptr<Statement> job_runs_after_;
   std::unique_ptr<Statement> last_record_;
+  std::unique_ptr<Statement> get_record_;
   std::unique_ptr<Statement> run_columns_;
 };
 

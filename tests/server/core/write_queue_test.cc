@@ -211,6 +211,46 @@ TEST_F(WriteQueueTest, StoresBatchAndReportsDuplicates) {
   EXPECT_EQ(first.calls.load() + second.calls.load() + third.calls.load(), 3);
 }
 
+// Fault 12 of issue 11: the same (run, step) re-sent with another loss was
+// counted a duplicate and the new value dropped without a word. Identical
+// re-sends stay silent duplicates; conflicting ones fail the batch with
+// ALREADY_EXISTS naming the record, and the batch stores nothing.
+TEST_F(WriteQueueTest, ConflictingReSendIsAlreadyExists) {
+  Done first;
+  ASSERT_TRUE(queue_->SubmitBatch(MakeBatch(0, 5, &first)).ok());
+  ASSERT_TRUE(Wait(first).ok());
+  Done same;
+  ASSERT_TRUE(queue_->SubmitBatch(MakeBatch(0, 5, &same)).ok());
+  absl::StatusOr<BatchResult> r = Wait(same);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->duplicate, 5);
+
+  Done conflict;
+  PendingBatch batch = MakeBatch(5, 3, &conflict);  // steps 5, 6, 7 are new
+  surge::v1::Record changed = MakeRecord("r1", 2);
+  changed.set_loss(changed.loss() + 0.25);
+  *batch.request->add_records() = changed;
+  batch.run_ids.push_back(run_id_);
+  ASSERT_TRUE(queue_->SubmitBatch(std::move(batch)).ok());
+  r = Wait(conflict);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::HasSubstr("records[3] (run 'r1', step 2): already stored with other "
+                                   "values (loss"));
+  RunState state = ReadRun();
+  EXPECT_EQ(state.steps, Range(0, 5)) << "the conflicting batch stores nothing";
+  EXPECT_EQ(state.record_count, 5);
+
+  Done eval;  // an eval loss added to a stored step is a conflict too
+  PendingBatch with_eval = MakeBatch(1, 1, &eval);
+  with_eval.request->mutable_records(0)->set_eval_loss(0.5);
+  ASSERT_TRUE(queue_->SubmitBatch(std::move(with_eval)).ok());
+  r = Wait(eval);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::HasSubstr("eval_loss absent when stored, sent now"));
+}
+
 TEST_F(WriteQueueTest, DoneRunsAfterCommitIsVisibleToOtherConnections) {
   store::StoreOptions reader_options;
   reader_options.migrate = false;
