@@ -108,6 +108,19 @@ absl::Status DeleteJob(client::SurgeClient& client, const std::string& name, boo
   return absl::OkStatus();
 }
 
+absl::Status DeleteRun(client::SurgeClient& client, const std::string& job,
+                       const std::string& run, bool json) {
+  auto deleted = client.DeleteRun(job, run);
+  if (!deleted.ok()) return deleted.status();
+  if (json) {
+    std::cout << ToJson(*deleted) << "\n";
+  } else {
+    std::cout << "deleted run '" << run << "' of job '" << job << "' with "
+              << deleted->records_deleted() << " records (the job is refitted)\n";
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ListRuns(client::SurgeClient& client, const std::string& job, bool json) {
   auto response = client.ListRuns(job);
   if (!response.ok()) return response.status();

@@ -30,6 +30,8 @@ absl::Status CreateJob(client::SurgeClient& client, const std::string& job,
                        const std::vector<double>& targets, int k, bool json);
 absl::Status DeleteJob(client::SurgeClient& client, const std::string& job, bool json);
 absl::Status ListRuns(client::SurgeClient& client, const std::string& job, bool json);
+absl::Status DeleteRun(client::SurgeClient& client, const std::string& job,
+                       const std::string& run, bool json);
 absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
                          const std::string& run, const std::string& format);
 // Imports records, measured optima or raw probe results: the kind is told

@@ -48,6 +48,14 @@ int main(int argc, char** argv) {
   job_delete->add_option("job", job_name, "job name")->required();
   job_delete->add_flag("--json", json, "print the DeleteJobResponse as JSON");
 
+  std::string run_arg;
+  auto* run_cmd = app.add_subcommand("run", "Manage one run");
+  run_cmd->require_subcommand(1);
+  auto* run_delete =
+      run_cmd->add_subcommand("delete", "Delete a run with its records (the job is refitted)");
+  run_delete->add_option("--job", job_name, "job name")->required();
+  run_delete->add_option("run", run_arg, "run name")->required();
+  run_delete->add_flag("--json", json, "print the DeleteRunResponse as JSON");
   auto* runs = app.add_subcommand("runs", "List the runs of a job");
   runs->add_option("job", job_name, "job name")->required();
   runs->add_flag("--json", json, "print the ListRunsResponse as JSON");
@@ -129,6 +137,8 @@ int main(int argc, char** argv) {
     status = surge::cli::DeleteJob(client, job_name, json);
   } else if (*runs) {
     status = surge::cli::ListRuns(client, job_name, json);
+  } else if (*run_delete) {
+    status = surge::cli::DeleteRun(client, job_name, run_arg, json);
   } else if (*records) {
     status = surge::cli::ListRecords(client, job_name, run_name, json ? "json" : format);
   } else if (*import) {

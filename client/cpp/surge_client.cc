@@ -81,6 +81,14 @@ absl::StatusOr<surge::v1::DeleteJobResponse> SurgeClient::DeleteJob(const std::s
   SURGE_UNARY_CALL(DeleteJob, request, surge::v1::DeleteJobResponse);
 }
 
+absl::StatusOr<surge::v1::DeleteRunResponse> SurgeClient::DeleteRun(const std::string& job,
+                                                                    const std::string& run) {
+  surge::v1::DeleteRunRequest request;
+  request.set_job(job);
+  request.set_run(run);
+  SURGE_UNARY_CALL(DeleteRun, request, surge::v1::DeleteRunResponse);
+}
+
 absl::StatusOr<surge::v1::Run> SurgeClient::CreateRun(const std::string& job,
                                                       const surge::v1::Run& run) {
   surge::v1::CreateRunRequest request;

@@ -38,6 +38,8 @@ class SurgeClient {
   absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
   absl::StatusOr<surge::v1::ListJobsResponse> ListJobs();
   absl::StatusOr<surge::v1::DeleteJobResponse> DeleteJob(const std::string& name);
+  absl::StatusOr<surge::v1::DeleteRunResponse> DeleteRun(const std::string& job,
+                                                         const std::string& run);
   absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run);
   absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const std::string& job);
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(

@@ -72,6 +72,21 @@ absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
   return response;
 }
 
+absl::StatusOr<surge::v1::DeleteRunResponse> SurgeCore::DeleteRun(
+    const surge::v1::DeleteRunRequest& request) {
+  SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(ValidateName("run", request.run()));
+  const std::string job = request.job(), run = request.run();
+  SURGE_ASSIGN_OR_RETURN(int64_t records,
+                         write_queue_->Run<int64_t>([job, run](store::SqliteStore& s) {
+                           return s.DeleteRun(job, run);
+                         }));
+  fits_->MarkDirty(job);
+  surge::v1::DeleteRunResponse response;
+  response.set_records_deleted(records);
+  return response;
+}
+
 absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRequest& request) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
   SURGE_RETURN_IF_ERROR(ValidateRun(request.run()));

@@ -35,6 +35,9 @@ class SurgeCore {
   absl::StatusOr<surge::v1::ListJobsResponse> ListJobs(const surge::v1::ListJobsRequest& request);
   absl::StatusOr<surge::v1::DeleteJobResponse> DeleteJob(
       const surge::v1::DeleteJobRequest& request);
+  // Deletes one run with its records and schedules a refit of its job.
+  absl::StatusOr<surge::v1::DeleteRunResponse> DeleteRun(
+      const surge::v1::DeleteRunRequest& request);
   absl::StatusOr<surge::v1::Run> CreateRun(const surge::v1::CreateRunRequest& request);
   absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const surge::v1::ListRunsRequest& request);
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(

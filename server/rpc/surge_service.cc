@@ -49,6 +49,12 @@ grpc::Status SurgeService::ListJobs(grpc::ServerContext*,
   return Measured("ListJobs", [&] { return Reply(core_->ListJobs(*request), response); });
 }
 
+grpc::Status SurgeService::DeleteRun(grpc::ServerContext*,
+                                     const surge::v1::DeleteRunRequest* request,
+                                     surge::v1::DeleteRunResponse* response) {
+  return Measured("DeleteRun", [&] { return Reply(core_->DeleteRun(*request), response); });
+}
+
 grpc::Status SurgeService::DeleteJob(grpc::ServerContext*,
                                      const surge::v1::DeleteJobRequest* request,
                                      surge::v1::DeleteJobResponse* response) {

@@ -37,6 +37,8 @@ class SurgeService final : public surge::v1::Surge::Service {
                          surge::v1::Run* response) override;
   grpc::Status ListRuns(grpc::ServerContext*, const surge::v1::ListRunsRequest* request,
                         surge::v1::ListRunsResponse* response) override;
+  grpc::Status DeleteRun(grpc::ServerContext*, const surge::v1::DeleteRunRequest* request,
+                         surge::v1::DeleteRunResponse* response) override;
   grpc::Status ListRecords(grpc::ServerContext*, const surge::v1::ListRecordsRequest* request,
                            surge::v1::ListRecordsResponse* response) override;
   grpc::Status AddOptima(grpc::ServerContext*, const surge::v1::AddOptimaRequest* request,

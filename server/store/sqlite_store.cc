@@ -272,6 +272,20 @@ absl::StatusOr<DeleteCounts> SqliteStore::DeleteJob(const std::string& name) {
 
 // ---------------------------------------------------------------- runs
 
+absl::StatusOr<int64_t> SqliteStore::DeleteRun(const std::string& job, const std::string& run) {
+  return Transaction([&]() -> absl::StatusOr<int64_t> {
+    SURGE_ASSIGN_OR_RETURN(RunKey key, LookupRun(job, run));
+    SURGE_ASSIGN_OR_RETURN(auto count, db_->Prepare("SELECT record_count FROM runs WHERE id = ?"));
+    count->BindInt(1, key.run_id);
+    SURGE_RETURN_IF_ERROR(count->Step().status());
+    const int64_t records = count->ColumnInt(0);
+    SURGE_ASSIGN_OR_RETURN(auto del, db_->Prepare("DELETE FROM runs WHERE id = ?"));
+    del->BindInt(1, key.run_id);
+    SURGE_RETURN_IF_ERROR(del->Execute());
+    return records;
+  });
+}
+
 absl::StatusOr<surge::v1::Run> SqliteStore::ReadRun(Statement& s, const std::string& job) {
   surge::v1::Run run;
   run.set_job(job);

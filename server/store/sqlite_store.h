@@ -111,6 +111,9 @@ class SqliteStore {
   absl::StatusOr<std::vector<surge::v1::Run>> ListRuns(const std::string& job);
   // NOT_FOUND when the job or the run does not exist.
   absl::StatusOr<RunKey> LookupRun(const std::string& job, const std::string& run);
+  // Deletes a run and its records (one transaction); the records it had.
+  // NOT_FOUND when the job or the run does not exist.
+  absl::StatusOr<int64_t> DeleteRun(const std::string& job, const std::string& run);
 
   // --- records (writer connection only) ---
   absl::Status Begin();

@@ -124,6 +124,26 @@ TEST_F(RpcE2eTest, RunRpcs) {
   EXPECT_EQ(runs->runs(0).name(), "r") << "ordered by batch size: 64 before 128";
   EXPECT_EQ(runs->runs(1).name(), "probe");
   EXPECT_EQ(runs->runs(1).parent().checkpoint_step(), 100);
+
+  // DeleteRun removes one run with its records; the rest stays.
+  {
+    client::IngestSession session(client_->channel(), "j");
+    for (int64_t step = 0; step < 5; ++step) session.Append(Rec(step));
+    ASSERT_TRUE(session.Flush(absl::Seconds(10)).ok());
+  }
+  auto gone = client_->DeleteRun("j", "r");
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->records_deleted(), 5);
+  runs = client_->ListRuns("j");
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->runs_size(), 1);
+  EXPECT_EQ(runs->runs(0).name(), "probe");
+  auto again = client_->DeleteRun("j", "r");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteRun("ghost", "r").status().code(), absl::StatusCode::kNotFound);
+  auto bad = client_->DeleteRun("j", "no/slash");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("run"));
   EXPECT_EQ(client_->ListRuns("nojob").status().code(), absl::StatusCode::kNotFound);
 }
 

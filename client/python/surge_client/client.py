@@ -249,6 +249,10 @@ class SurgeClient:
     def delete_job(self, name: str):
         return self._call(self.stub.DeleteJob, pb.DeleteJobRequest(name=name))
 
+    def delete_run(self, job: str, run: str):
+        """Deletes one run with its records (the job is refitted)."""
+        return self._call(self.stub.DeleteRun, pb.DeleteRunRequest(job=job, run=run))
+
     # Runs -----------------------------------------------------------------
     def create_run(self, job: str, name: str, batch_size: int, *, protocol: str = "plain",
                    base_lr: float = 0.0, optimizer=None, labels: Optional[dict] = None,

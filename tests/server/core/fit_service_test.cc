@@ -491,6 +491,20 @@ TEST_F(FitServiceTest, BrokenRunsAreRefusedAndStoredOnesLeftOut) {
   auto advice = core_->GetAdvice(AdviceRequest("j", 100, std::nullopt));
   ASSERT_TRUE(advice.ok()) << advice.status();
   EXPECT_NEAR(advice->lr(), 1e-3, 1e-4);
+
+  // Deleting the broken runs schedules a refit without their notes.
+  surge::v1::DeleteRunRequest del;
+  del.set_job("j");
+  for (const char* run : {"bad-probe", "bad-full"}) {
+    del.set_run(run);
+    auto deleted = core_->DeleteRun(del);
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    EXPECT_EQ(deleted->records_deleted(), 10);
+  }
+  std::shared_ptr<const FitEntry> next =
+      core_->WaitNewerFit("j", current.version(), absl::Seconds(10));
+  ASSERT_NE(next, nullptr);
+  for (const auto& n : next->proto.notes()) EXPECT_THAT(n, ::testing::Not(HasSubstr("left out")));
 }
 
 }  // namespace
