@@ -171,7 +171,8 @@ absl::Status ImportProbes(client::SurgeClient& client, const ImportArgs& args) {
     while (true) {
       SURGE_CLI_ASSIGN(more, check->Next());
       if (!more) break;
-      SURGE_CLI_ASSIGN(row, ReadProbeRow(*check));
+      absl::Status checked = ReadProbeRow(*check).status();
+      if (!checked.ok()) return checked;
       ++total;
     }
   }

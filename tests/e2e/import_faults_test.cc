@@ -242,6 +242,33 @@ TEST_F(ImportFaultsTest, BinaryGarbageIsNeverEchoedRaw) {
   EXPECT_THAT(Surge({"jobs"}).out, ::testing::Not(HasSubstr("garbage")));
 }
 
+// Probe and optima files are checked whole before anything is created.
+TEST_F(ImportFaultsTest, ProbeAndOptimaFilesAreCheckedFirst) {
+  struct Case {
+    std::string name;
+    std::string content;
+    std::string message;  // after "PATH:"
+  };
+  const Case cases[] = {
+      {"probe stage < 0",
+       "\xEF\xBB\xBFstage,stage_loss,batch_size,lr,seed,improvement\r\n"
+       "100,1.5,8,0.001,0,0.02\r\n\"-1\",1.5,8,0.01,0,0.03\r\n",
+       "3: column 'stage': must be >= 0, got -1"},
+      {"optimum batch size 0",
+       "stage,stage_loss,batch_size,lr_opt,lr_opt_se\n1,0.8,8,0.001,0.0001\n"
+       "1,0.8,0,0.001,0.0001\n",
+       "3: column 'batch_size': must be > 0, got 0"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string csv = Write("table.csv", c.content);
+    auto result = Surge({"import", "--job", "tables", csv});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_EQ(result.err, absl::StrCat("INVALID_ARGUMENT: ", csv, ":", c.message, "\n"));
+    EXPECT_THAT(Surge({"jobs"}).out, ::testing::Not(HasSubstr("tables")));
+  }
+}
+
 // A Surge service that accepts every job and run, acks whole batches until
 // `fail_at` rows, then refuses the batch holding row `fail_at` (0-based)
 // as the real server refuses a record: "batch seq S: records[K].loss: ...".
