@@ -71,7 +71,7 @@ absl::Status ParseHostPort(const std::string& listen, std::string* host, int* po
 HttpServer::HttpServer(const HttpOptions& options, core::SurgeCore* core,
                        ServerMetrics* metrics)
     : options_(options), core_(core), metrics_(metrics), api_(core),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(std::make_unique<GuardedServer>(options.limits)) {
   for (const StaticAsset& asset : StaticAssets()) {
     assets_[asset.name] = std::string(asset.data, asset.size);
   }
@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   // job with 140 full runs take 14 s to load. Offer it gzip only. The request
   // object is httplib's own mutable one, passed to handlers as const.
   s->server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    GuardedServer::RequestStarted();  // headers in: no header deadline while answering
     auto& headers = const_cast<httplib::Request&>(req).headers;
     auto it = headers.find("Accept-Encoding");
     if (it != headers.end()) {

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/surge_core.h"
+#include "server/http/guarded_server.h"
 #include "server/http/json_api.h"
 #include "server/http/metrics.h"
 
@@ -40,6 +41,9 @@ struct HttpOptions {
   int max_fit_streams = 16;  // more concurrent /fit/events streams get 503
   // An idle SSE stream sends a comment this often (detects closed clients).
   absl::Duration stream_keepalive = absl::Seconds(5);
+  // Slow or numerous clients: a header deadline and a connection cap
+  // (guarded_server.h).
+  ConnectionLimits limits;
 };
 
 class HttpServer {
