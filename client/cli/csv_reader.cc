@@ -174,9 +174,9 @@ absl::StatusOr<bool> CsvRecordReader::Next(CsvRow& row) {
   auto read_double = [&](int column, bool non_negative, double& out) -> absl::Status {
     if (!ParseNumber(cell(column), out)) return not_a_number(column);
     if (!std::isfinite(out) || (non_negative && out < 0)) {
-      return fail(column, absl::StrFormat(non_negative ? "must be finite and >= 0, got %g"
-                                                       : "must be finite, got %g",
-                                          out));
+      // Two literal formats: clang checks StrFormat's format at compile time.
+      return fail(column, non_negative ? absl::StrFormat("must be finite and >= 0, got %g", out)
+                                       : absl::StrFormat("must be finite, got %g", out));
     }
     return absl::OkStatus();
   };
