@@ -70,9 +70,21 @@ absl::StatusOr<surge::v1::Job> SurgeClient::GetJob(const std::string& name) {
   SURGE_UNARY_CALL(GetJob, request, surge::v1::Job);
 }
 
+absl::StatusOr<surge::v1::ListJobsResponse> SurgeClient::ListJobsPage(
+    const surge::v1::ListJobsRequest& request) {
+  SURGE_UNARY_CALL(ListJobs, request, surge::v1::ListJobsResponse);
+}
+
 absl::StatusOr<surge::v1::ListJobsResponse> SurgeClient::ListJobs() {
   surge::v1::ListJobsRequest request;
-  SURGE_UNARY_CALL(ListJobs, request, surge::v1::ListJobsResponse);
+  surge::v1::ListJobsResponse all;
+  do {
+    absl::StatusOr<surge::v1::ListJobsResponse> page = ListJobsPage(request);
+    if (!page.ok()) return page.status();
+    for (auto& job : *page->mutable_jobs()) *all.add_jobs() = std::move(job);
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty());
+  return all;
 }
 
 absl::StatusOr<surge::v1::DeleteJobResponse> SurgeClient::DeleteJob(const std::string& name) {
@@ -97,10 +109,22 @@ absl::StatusOr<surge::v1::Run> SurgeClient::CreateRun(const std::string& job,
   SURGE_UNARY_CALL(CreateRun, request, surge::v1::Run);
 }
 
+absl::StatusOr<surge::v1::ListRunsResponse> SurgeClient::ListRunsPage(
+    const surge::v1::ListRunsRequest& request) {
+  SURGE_UNARY_CALL(ListRuns, request, surge::v1::ListRunsResponse);
+}
+
 absl::StatusOr<surge::v1::ListRunsResponse> SurgeClient::ListRuns(const std::string& job) {
   surge::v1::ListRunsRequest request;
   request.set_job(job);
-  SURGE_UNARY_CALL(ListRuns, request, surge::v1::ListRunsResponse);
+  surge::v1::ListRunsResponse all;
+  do {
+    absl::StatusOr<surge::v1::ListRunsResponse> page = ListRunsPage(request);
+    if (!page.ok()) return page.status();
+    for (auto& run : *page->mutable_runs()) *all.add_runs() = std::move(run);
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty());
+  return all;
 }
 
 absl::StatusOr<surge::v1::ListRecordsResponse> SurgeClient::ListRecords(

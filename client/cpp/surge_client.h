@@ -36,12 +36,16 @@ class SurgeClient {
 
   absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::Job& job);
   absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
+  // Every job (all pages, merged) / one page.
   absl::StatusOr<surge::v1::ListJobsResponse> ListJobs();
+  absl::StatusOr<surge::v1::ListJobsResponse> ListJobsPage(const surge::v1::ListJobsRequest& request);
   absl::StatusOr<surge::v1::DeleteJobResponse> DeleteJob(const std::string& name);
   absl::StatusOr<surge::v1::DeleteRunResponse> DeleteRun(const std::string& job,
                                                          const std::string& run);
   absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run);
+  // Every run of `job` (all pages, merged) / one page.
   absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const std::string& job);
+  absl::StatusOr<surge::v1::ListRunsResponse> ListRunsPage(const surge::v1::ListRunsRequest& request);
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(
       const surge::v1::ListRecordsRequest& request);
   absl::StatusOr<surge::v1::AddOptimaResponse> AddOptima(

@@ -2,8 +2,12 @@
 // connection (writes on the writer thread, reads from the pool).
 #include "server/core/surge_core.h"
 
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -49,12 +53,65 @@ absl::StatusOr<surge::v1::Job> SurgeCore::GetJob(const surge::v1::GetJobRequest&
   return reader->GetJob(request.name());
 }
 
+namespace {
+
+// Page sizes of ListJobs and ListRuns: page_size (0: the default), and a
+// page ends before it would pass kMaxListPageBytes.
+constexpr int kDefaultListPage = 1000;
+constexpr int kMaxListPage = 10000;
+constexpr size_t kMaxListPageBytes = size_t{4} << 20;
+
+absl::StatusOr<int> ListPageSize(int32_t page_size) {
+  if (page_size < 0 || page_size > kMaxListPage) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be in 0..", kMaxListPage, " (0: ", kDefaultListPage,
+                     "), got ", page_size));
+  }
+  return page_size == 0 ? kDefaultListPage : page_size;
+}
+
+absl::Status BadToken(absl::string_view token) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "page_token: malformed '", token.substr(0, 64),
+      "' (pass next_page_token of the previous response unchanged)"));
+}
+
+// Moves items into `out` until `limit` or the byte budget (at least one);
+// true when items were left over (a next page exists).
+template <typename T, typename Add>
+bool FillPage(std::vector<T>& items, int limit, Add add) {
+  size_t bytes = 0;
+  int n = 0;
+  for (T& item : items) {
+    const size_t size = item.ByteSizeLong() + 8;
+    if (n == limit || (n > 0 && bytes + size > kMaxListPageBytes)) return true;
+    bytes += size;
+    ++n;
+    add(std::move(item));
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<surge::v1::ListJobsResponse> SurgeCore::ListJobs(
-    const surge::v1::ListJobsRequest&) {
+    const surge::v1::ListJobsRequest& request) {
+  SURGE_ASSIGN_OR_RETURN(int limit, ListPageSize(request.page_size()));
+  std::string after;
+  if (!request.page_token().empty()) {
+    if (!absl::StartsWith(request.page_token(), "j1:")) return BadToken(request.page_token());
+    after = request.page_token().substr(3);
+    if (!ValidateName("page_token", after).ok()) return BadToken(request.page_token());
+  }
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
-  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Job> jobs, reader->ListJobs());
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Job> jobs, reader->ListJobsPage(after, limit + 1));
   surge::v1::ListJobsResponse response;
-  for (auto& job : jobs) *response.add_jobs() = std::move(job);
+  const bool more = FillPage(jobs, limit, [&](surge::v1::Job&& j) {
+    *response.add_jobs() = std::move(j);
+  });
+  if (more && response.jobs_size() > 0) {
+    response.set_next_page_token(absl::StrCat("j1:", response.jobs().rbegin()->name()));
+  }
   return response;
 }
 
@@ -99,10 +156,29 @@ absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRe
 absl::StatusOr<surge::v1::ListRunsResponse> SurgeCore::ListRuns(
     const surge::v1::ListRunsRequest& request) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_ASSIGN_OR_RETURN(int limit, ListPageSize(request.page_size()));
+  std::optional<std::pair<int64_t, std::string>> after;
+  if (!request.page_token().empty()) {
+    // "u1:<batch_size>:<name>" of the last run of the previous page.
+    std::vector<std::string> parts = absl::StrSplit(request.page_token(), absl::MaxSplits(':', 2));
+    int64_t batch = 0;
+    if (parts.size() != 3 || parts[0] != "u1" || !absl::SimpleAtoi(parts[1], &batch) ||
+        !ValidateName("page_token", parts[2]).ok()) {
+      return BadToken(request.page_token());
+    }
+    after.emplace(batch, parts[2]);
+  }
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
-  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Run> runs, reader->ListRuns(request.job()));
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Run> runs,
+                         reader->ListRunsPage(request.job(), after, limit + 1));
   surge::v1::ListRunsResponse response;
-  for (auto& run : runs) *response.add_runs() = std::move(run);
+  const bool more = FillPage(runs, limit, [&](surge::v1::Run&& r) {
+    *response.add_runs() = std::move(r);
+  });
+  if (more && response.runs_size() > 0) {
+    const surge::v1::Run& last = *response.runs().rbegin();
+    response.set_next_page_token(absl::StrCat("u1:", last.batch_size(), ":", last.name()));
+  }
   return response;
 }
 

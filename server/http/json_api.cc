@@ -109,9 +109,25 @@ absl::Status ParseReference(const QueryParams& query, surge::v1::GetAdviceReques
   return absl::OkStatus();
 }
 
+// page_size and page_token of the list calls into the request.
+template <typename Request>
+absl::Status ParsePage(const QueryParams& query, Request* request) {
+  if (auto token = Param(query, "page_token")) request->set_page_token(*token);
+  if (auto size = Param(query, "page_size"); size && !size->empty()) {
+    int32_t page_size = 0;
+    if (!absl::SimpleAtoi(*size, &page_size)) {
+      return absl::InvalidArgumentError(absl::StrCat("page_size: not an integer: '", *size, "'"));
+    }
+    request->set_page_size(page_size);  // the core checks the range
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> JsonApi::ListJobs(const QueryParams& query) {
-  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
-  return Render(core_->ListJobs(surge::v1::ListJobsRequest()));
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {"page_size", "page_token"}));
+  surge::v1::ListJobsRequest request;
+  SURGE_RETURN_IF_ERROR(ParsePage(query, &request));
+  return Render(core_->ListJobs(request));
 }
 
 absl::StatusOr<std::string> JsonApi::GetJob(const std::string& job, const QueryParams& query) {
@@ -122,9 +138,10 @@ absl::StatusOr<std::string> JsonApi::GetJob(const std::string& job, const QueryP
 }
 
 absl::StatusOr<std::string> JsonApi::ListRuns(const std::string& job, const QueryParams& query) {
-  SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
+  SURGE_RETURN_IF_ERROR(CheckQuery(query, {"page_size", "page_token"}));
   surge::v1::ListRunsRequest request;
   request.set_job(job);
+  SURGE_RETURN_IF_ERROR(ParsePage(query, &request));
   return Render(core_->ListRuns(request));
 }
 

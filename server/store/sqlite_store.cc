@@ -247,6 +247,48 @@ absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobs() {
   return jobs;
 }
 
+absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobsPage(
+    const std::string& after_name, int limit) {
+  SURGE_ASSIGN_OR_RETURN(
+      auto select, db_->Prepare(absl::StrCat(kJobSelect, "WHERE j.name > ? ORDER BY j.name LIMIT ?")));
+  select->BindText(1, after_name);
+  select->BindInt(2, limit);
+  std::vector<surge::v1::Job> jobs;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    SURGE_ASSIGN_OR_RETURN(surge::v1::Job job, ReadJob(*select));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::StatusOr<std::vector<surge::v1::Run>> SqliteStore::ListRunsPage(
+    const std::string& job, const std::optional<std::pair<int64_t, std::string>>& after,
+    int limit) {
+  SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(job));
+  SURGE_ASSIGN_OR_RETURN(
+      auto select,
+      db_->Prepare(absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE job_id = ?",
+                                after ? " AND (batch_size, name) > (?, ?)" : "",
+                                " ORDER BY batch_size, name LIMIT ?")));
+  int i = 1;
+  select->BindInt(i++, job_id);
+  if (after) {
+    select->BindInt(i++, after->first);
+    select->BindText(i++, after->second);
+  }
+  select->BindInt(i++, limit);
+  std::vector<surge::v1::Run> runs;
+  while (true) {
+    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    SURGE_ASSIGN_OR_RETURN(surge::v1::Run run, ReadRun(*select, job));
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
 absl::StatusOr<int64_t> SqliteStore::JobId(const std::string& name) {
   SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare("SELECT id FROM jobs WHERE name = ?"));
   select->BindText(1, name);

@@ -100,6 +100,9 @@ class SqliteStore {
   // NOT_FOUND when absent. Fills run_count, record_count, update_time_us.
   absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
   absl::StatusOr<std::vector<surge::v1::Job>> ListJobs();
+  // At most `limit` jobs with names after `after_name`, by name.
+  absl::StatusOr<std::vector<surge::v1::Job>> ListJobsPage(const std::string& after_name,
+                                                          int limit);
   absl::StatusOr<int64_t> JobId(const std::string& name);
   absl::StatusOr<DeleteCounts> DeleteJob(const std::string& name);
 
@@ -109,6 +112,11 @@ class SqliteStore {
   absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run,
                                            int64_t now_us);
   absl::StatusOr<std::vector<surge::v1::Run>> ListRuns(const std::string& job);
+  // At most `limit` runs after (batch_size, name) = `after` (nullopt: from the
+  // first), ordered by batch size, then name. NOT_FOUND (job).
+  absl::StatusOr<std::vector<surge::v1::Run>> ListRunsPage(
+      const std::string& job, const std::optional<std::pair<int64_t, std::string>>& after,
+      int limit);
   // NOT_FOUND when the job or the run does not exist.
   absl::StatusOr<RunKey> LookupRun(const std::string& job, const std::string& run);
   // Deletes a run and its records (one transaction); the records it had.

@@ -275,7 +275,24 @@ class SurgeClient:
         return self._call(self.stub.CreateRun, pb.CreateRunRequest(job=job, run=run))
 
     def list_runs(self, job: str):
-        return list(self._call(self.stub.ListRuns, pb.ListRunsRequest(job=job)).runs)
+        """Every run of `job` (follows next_page_token)."""
+        runs, token = [], ""
+        while True:
+            page = self._call(self.stub.ListRuns, pb.ListRunsRequest(job=job, page_token=token))
+            runs.extend(page.runs)
+            token = page.next_page_token
+            if not token:
+                return runs
+
+    def list_jobs(self):
+        """Every job (follows next_page_token)."""
+        jobs, token = [], ""
+        while True:
+            page = self._call(self.stub.ListJobs, pb.ListJobsRequest(page_token=token))
+            jobs.extend(page.jobs)
+            token = page.next_page_token
+            if not token:
+                return jobs
 
     # Records --------------------------------------------------------------
     def list_records(self, job: str, run: str = "", page_size: int = 10000) -> Iterator:

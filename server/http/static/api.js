@@ -21,10 +21,22 @@ export async function getJson(path) {
 
 const enc = encodeURIComponent;
 
+// Every page of a list call (follows next_page_token); `key`: the list field.
+async function allPages(url, key) {
+  const out = [];
+  let token = '';
+  do {
+    const page = await getJson(url + (token ? `?page_token=${enc(token)}` : ''));
+    out.push(...(page[key] || []));
+    token = page.nextPageToken;
+  } while (token);
+  return { [key]: out };
+}
+
 export const api = {
-  jobs: () => getJson('/api/v1/jobs'),
+  jobs: () => allPages('/api/v1/jobs', 'jobs'),
   job: (job) => getJson(`/api/v1/jobs/${enc(job)}`),
-  runs: (job) => getJson(`/api/v1/jobs/${enc(job)}/runs`),
+  runs: (job) => allPages(`/api/v1/jobs/${enc(job)}/runs`, 'runs'),
   fit: (job) => getJson(`/api/v1/jobs/${enc(job)}/fit`),
   // `more`: further query parameters, e.g. the reference {ref_batch_size, ref_lr, ref_step}.
   advice: (job, batchSize, step, criterion, more = {}) => getJson(`/api/v1/jobs/${enc(job)}/advice?batch_size=${enc(batchSize)}` +

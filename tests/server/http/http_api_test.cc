@@ -160,10 +160,22 @@ TEST_F(HttpApiTest, JobsJobAndRunsMirrorTheRpcs) {
   ASSERT_TRUE(empty);
   EXPECT_THAT(empty->body, HasSubstr("\"recordCount\":\"0\""));
 
-  auto runs_res = Get(absl::StrCat("/api/v1/jobs/", kJob, "/runs"));
-  ASSERT_TRUE(runs_res);
-  ASSERT_EQ(runs_res->status, 200);
-  auto runs = Parse<surge::v1::ListRunsResponse>(runs_res->body);
+  // Runs come in pages (at most 1000 by default): follow next_page_token.
+  surge::v1::ListRunsResponse runs;
+  std::string token;
+  int pages = 0;
+  do {
+    auto runs_res = Get(absl::StrCat("/api/v1/jobs/", kJob, "/runs",
+                                     token.empty() ? "" : "?page_token=" + token));
+    ASSERT_TRUE(runs_res);
+    ASSERT_EQ(runs_res->status, 200);
+    auto page = Parse<surge::v1::ListRunsResponse>(runs_res->body);
+    EXPECT_LE(page.runs_size(), 1000);
+    for (const auto& r : page.runs()) *runs.add_runs() = r;
+    token = page.next_page_token();
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(pages, 2);  // the sweep has more than 1000 runs
   EXPECT_EQ(runs.runs_size(), job.run_count());
   int plain = 0;
   for (const auto& run : runs.runs()) plain += run.protocol() == surge::v1::PROTOCOL_PLAIN;
