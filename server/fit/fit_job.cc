@@ -199,6 +199,22 @@ absl::StatusOr<JobFit> FitJob(const JobInput& input, const FitOptions& options) 
     SURGE_RETURN_IF_ERROR(CheckStageLoss(p.stage_id, d.first, p.stage_loss));
     d.second.push_back(p);
   }
+  // Too many stages: keep max_stages, evenly spaced in stage-loss order.
+  if (options.max_stages > 1 && static_cast<int>(stages.size()) > options.max_stages) {
+    std::vector<std::pair<double, std::pair<int64_t, bool>>> by_loss;
+    for (const auto& [key, d] : stages) by_loss.emplace_back(d.loss, key);
+    std::sort(by_loss.begin(), by_loss.end());
+    const size_t n = by_loss.size(), k = static_cast<size_t>(options.max_stages);
+    std::set<size_t> keep;
+    for (size_t i = 0; i < k; ++i) keep.insert((i * (n - 1) + (k - 1) / 2) / (k - 1));
+    for (size_t i = 0; i < n; ++i) {
+      if (!keep.count(i)) stages.erase(by_loss[i].second);
+    }
+    job.notes.push_back(absl::StrCat(
+        n - stages.size(), " of ", n, " stages left out: a fit covers at most ",
+        options.max_stages, " stages, evenly spaced in loss (losses ", by_loss.front().first,
+        " to ", by_loss.back().first, ")"));
+  }
   if (stages.empty() && steps_stages.empty()) {
     if (!runs_missing.empty()) return absl::FailedPreconditionError(runs_missing);
     return absl::FailedPreconditionError(

@@ -39,6 +39,11 @@ struct FitOptions {
   double ema_decay = 0.95;                  // B_simple EMAs
   int loss_curve_bins = 64;
   double batch_extrapolation_factor = 10.0; // Advise: beyond [B_min / f, B_max * f]
+  // At most this many probe / imported / run stages are fitted, evenly spaced
+  // in stage-loss order (the lowest and highest kept); the rest are named in
+  // a note. Bounds a fit's time and size (a job with probes from thousands of
+  // checkpoints). 0: no limit.
+  int max_stages = 64;
 };
 
 // Everything known about a job.

@@ -18,9 +18,18 @@ std::optional<std::string> Param(const QueryParams& query, const std::string& na
   return it->second;
 }
 
+// No JSON response passes this: the message's binary size is checked before
+// it is rendered (JSON is larger still), so a huge fit costs no rendering.
+constexpr size_t kMaxResponseBytes = size_t{32} << 20;
+
 template <typename Message>
 absl::StatusOr<std::string> Render(absl::StatusOr<Message> result) {
   if (!result.ok()) return result.status();
+  if (const size_t size = result->ByteSizeLong(); size > kMaxResponseBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "response of ", size >> 20, " MiB is over the HTTP API's ", kMaxResponseBytes >> 20,
+        " MiB cap; page through it (page_size, page_token) or use the gRPC API"));
+  }
   return ToJson(*result);
 }
 

@@ -300,5 +300,32 @@ TEST(RunJobTest, ProbeStageIdEqualToATargetStageId) {
   EXPECT_EQ(job->set_aside[0].evidence, kProbes);
 }
 
+// Fault 4 of issue 11: a job with probes from thousands of checkpoints gave
+// a 9,500-stage fit that outgrew the message limit. At most max_stages are
+// fitted, evenly spaced in loss (the lowest and the highest kept), and a note
+// says how many were left out.
+TEST(FitJobTest, StagesAreCappedEvenlyInLoss) {
+  std::mt19937_64 rng(21);
+  JobInput in;
+  for (int s = 0; s < 300; ++s) {
+    const double loss = 3.0 - 0.008 * s;  // 3.0 down to 0.608
+    auto optima = synth::MeasuredSurge(1000 + s, loss, 1e-3, 400.0, synth::PowersOfTwo(3, 12),
+                                       0.05, rng);
+    in.measured_optima.insert(in.measured_optima.end(), optima.begin(), optima.end());
+  }
+  FitOptions options;
+  options.max_stages = 16;
+  const auto job = FitJob(in, options);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->stages.size() + job->skipped_stages.size(), 16u);
+  EXPECT_NEAR(job->stages.front().stage_loss, 0.608, 1e-9);  // ascending loss
+  EXPECT_NEAR(job->stages.back().stage_loss, 3.0, 1e-9);
+  EXPECT_TRUE(HasNote(*job, "284 of 300 stages left out: a fit covers at most 16 stages"));
+  // The default keeps 64.
+  const auto capped = FitJob(in);
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->stages.size() + capped->skipped_stages.size(), 64u);
+}
+
 }  // namespace
 }  // namespace surge::fit
