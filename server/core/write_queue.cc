@@ -206,9 +206,15 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
   }
   if (!txn.ok()) {
     writer_->Rollback().IgnoreError();
-    absl::Status failed = absl::Status(
-        txn.code() == absl::StatusCode::kUnavailable ? txn.code() : absl::StatusCode::kInternal,
-        absl::StrCat("commit failed, batch not stored: ", txn.message()));
+    // The store maps SQLite's codes by meaning (a full disk or an I/O error:
+    // UNAVAILABLE, retry later; a damaged file: DATA_LOSS); only what it
+    // could not classify stays INTERNAL.
+    const absl::StatusCode code = txn.code() == absl::StatusCode::kUnavailable ||
+                                          txn.code() == absl::StatusCode::kDataLoss
+                                      ? txn.code()
+                                      : absl::StatusCode::kInternal;
+    absl::Status failed =
+        absl::Status(code, absl::StrCat("commit failed, batch not stored: ", txn.message()));
     results.assign(group.size(), failed);
   }
   BatchResult committed;
