@@ -7,6 +7,13 @@
 // it (an ack is sent only after the batch's COMMIT returned). Prints the
 // sustained durable rate and ack-latency percentiles over --seconds after a
 // --warmup.
+//
+// Soak mode (issue 11): --jobs=N spreads the streams over N jobs
+// ("loadgen-<i>"), the child server's RSS is sampled every second, and
+// --verify checks at the end that every run holds exactly the records its
+// stream had acked and that no stream ended with an error (exit 1 if not):
+//   surge-ingest-loadgen --streams=200 --jobs=200 --batch=100 --window=2 \
+//       --seconds=300 --verify
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -39,6 +46,9 @@ ABSL_FLAG(int, batch, 1000, "records per batch");
 ABSL_FLAG(int, window, 8, "batches in flight per stream");
 ABSL_FLAG(double, seconds, 10, "measured duration");
 ABSL_FLAG(double, warmup, 2, "unmeasured warm-up");
+ABSL_FLAG(int, jobs, 1, "jobs the streams are spread over (1: the single job \"loadgen\")");
+ABSL_FLAG(bool, verify, false,
+          "at the end, check every run's stored records against its stream's acks");
 
 namespace {
 
@@ -52,9 +62,26 @@ struct Shared {
   std::atomic<bool> stop{false};
   std::atomic<bool> measuring{false};
   std::atomic<int64_t> records{0};
+  std::atomic<int> errors{0};
   std::mutex mu;
   std::vector<double> latencies_us;
+  std::vector<int64_t> acked;  // per stream: records acked in all (warm-up included)
 };
+
+std::string JobOf(int stream) {
+  const int jobs = absl::GetFlag(FLAGS_jobs);
+  return jobs <= 1 ? std::string("loadgen") : absl::StrCat("loadgen-", stream % jobs);
+}
+
+// VmRSS of `pid` in MiB (0 when unreadable).
+double RssMib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
 
 // One stream: a writer loop with a window, and a reader thread for acks.
 void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
@@ -65,7 +92,8 @@ void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
   spec.set_name(run);
   spec.set_batch_size(256);
   spec.set_protocol(surge::v1::PROTOCOL_PLAIN);
-  auto created = client.CreateRun("loadgen", spec);
+  const std::string job = JobOf(index);
+  auto created = client.CreateRun(job, spec);
   if (!created.ok()) {
     std::fprintf(stderr, "CreateRun: %s\n", created.status().ToString().c_str());
     std::exit(1);
@@ -77,6 +105,7 @@ void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
   std::condition_variable cv;
   std::deque<std::pair<uint64_t, Clock::time_point>> in_flight;
   std::vector<double> local;
+  int64_t acked_records = 0;
 
   std::thread reader([&] {
     surge::v1::IngestResponse ack;
@@ -84,6 +113,7 @@ void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
       Clock::time_point now = Clock::now();
       std::lock_guard<std::mutex> lock(mu);
       while (!in_flight.empty() && in_flight.front().first <= ack.acked_seq()) {
+        acked_records += batch_size;
         if (shared.measuring.load()) {
           local.push_back(std::chrono::duration<double, std::micro>(now - in_flight.front().second).count());
           shared.records.fetch_add(batch_size);
@@ -95,7 +125,7 @@ void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
   });
 
   surge::v1::IngestRequest request;
-  request.set_job("loadgen");
+  request.set_job(job);
   for (int i = 0; i < batch_size; ++i) {
     auto* r = request.add_records();
     r->set_run(run);
@@ -128,9 +158,13 @@ void RunStream(surge::client::SurgeClient& client, int index, Shared& shared) {
   stream->WritesDone();
   reader.join();
   grpc::Status status = stream->Finish();
-  if (!status.ok()) std::fprintf(stderr, "stream %d: %s\n", index, status.error_message().c_str());
+  if (!status.ok()) {
+    std::fprintf(stderr, "stream %d: %s\n", index, status.error_message().c_str());
+    ++shared.errors;
+  }
   std::lock_guard<std::mutex> lock(shared.mu);
   shared.latencies_us.insert(shared.latencies_us.end(), local.begin(), local.end());
+  shared.acked[static_cast<size_t>(index)] = acked_records;
 }
 
 double Percentile(std::vector<double>& v, double p) {
@@ -182,16 +216,28 @@ int main(int argc, char** argv) {
   surge::client::ClientOptions options;
   options.target = target;
   surge::client::SurgeClient client(options);
-  surge::v1::Job job;
-  job.set_name("loadgen");
-  job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
-  auto created = client.CreateJob(job);
-  if (!created.ok() && !absl::IsAlreadyExists(created.status())) {
-    std::fprintf(stderr, "CreateJob: %s\n", created.status().ToString().c_str());
-    return 1;
+  const int n_streams = absl::GetFlag(FLAGS_streams);
+  for (int j = 0; j < std::max(1, std::min(absl::GetFlag(FLAGS_jobs), n_streams)); ++j) {
+    surge::v1::Job job;
+    job.set_name(JobOf(j));
+    job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
+    auto created = client.CreateJob(job);
+    if (!created.ok() && !absl::IsAlreadyExists(created.status())) {
+      std::fprintf(stderr, "CreateJob: %s\n", created.status().ToString().c_str());
+      return 1;
+    }
   }
 
   Shared shared;
+  shared.acked.assign(static_cast<size_t>(n_streams), 0);
+  // The child's RSS, once a second.
+  std::vector<double> rss;
+  std::thread sampler([&] {
+    while (child > 0 && !shared.stop.load()) {
+      rss.push_back(RssMib(child));
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  });
   std::vector<std::thread> streams;
   for (int i = 0; i < absl::GetFlag(FLAGS_streams); ++i) {
     streams.emplace_back([&, i] { RunStream(client, i, shared); });
@@ -205,6 +251,7 @@ int main(int argc, char** argv) {
   int64_t records = shared.records.load();
   shared.stop = true;
   for (auto& t : streams) t.join();
+  sampler.join();
 
   std::vector<double>& lat = shared.latencies_us;
   std::printf("config: streams=%d batch=%d window=%d seconds=%.1f (cores: %u)\n",
@@ -215,9 +262,45 @@ int main(int argc, char** argv) {
   std::printf("ack latency per batch (us): p50 %.0f  p90 %.0f  p99 %.0f  max %.0f  (%zu batches)\n",
               Percentile(lat, 0.5), Percentile(lat, 0.9), Percentile(lat, 0.99),
               Percentile(lat, 1.0), lat.size());
+  int failures = shared.errors.load();
+  std::printf("streams ended with an error: %d\n", shared.errors.load());
+  if (!rss.empty()) {
+    const size_t n = rss.size(), tenth = std::max<size_t>(1, n / 10);
+    double first = 0, last = 0;
+    for (size_t i = 0; i < tenth; ++i) first += rss[i] / static_cast<double>(tenth);
+    for (size_t i = n - tenth; i < n; ++i) last += rss[i] / static_cast<double>(tenth);
+    std::printf("server RSS (MiB): max %.0f, mean of the first tenth %.0f, of the last tenth %.0f "
+                "(%zu samples)\n",
+                *std::max_element(rss.begin(), rss.end()), first, last, n);
+  }
+  if (absl::GetFlag(FLAGS_verify)) {
+    int64_t acked = 0, stored = 0;
+    int mismatches = 0;
+    for (int i = 0; i < n_streams; ++i) {
+      auto runs = client.ListRuns(JobOf(i));
+      int64_t have = -1;
+      if (runs.ok()) {
+        for (const auto& r : runs->runs()) {
+          if (r.name() == absl::StrCat("load-", i)) have = r.record_count();
+        }
+      }
+      acked += shared.acked[static_cast<size_t>(i)];
+      stored += std::max<int64_t>(0, have);
+      if (have != shared.acked[static_cast<size_t>(i)]) {
+        if (++mismatches <= 5) {
+          std::fprintf(stderr, "run load-%d of %s: %lld stored, %lld acked\n", i,
+                       JobOf(i).c_str(), static_cast<long long>(have),
+                       static_cast<long long>(shared.acked[static_cast<size_t>(i)]));
+        }
+      }
+    }
+    std::printf("verify: %lld records acked, %lld stored, %d runs differ\n",
+                static_cast<long long>(acked), static_cast<long long>(stored), mismatches);
+    failures += mismatches;
+  }
   // Fits of the job ran in the server during the measurement (off the ingest
   // path): say how many were stored.
-  auto fit = client.GetFit("loadgen");
+  auto fit = client.GetFit(JobOf(0));
   if (fit.ok()) {
     std::printf("fits of the ingested job stored meanwhile: %lld (last took %.1f ms)\n",
                 static_cast<long long>(fit->version()), fit->fit_ms());
@@ -227,5 +310,5 @@ int main(int argc, char** argv) {
     waitpid(child, nullptr, 0);
     std::filesystem::remove_all(tmp_dir);
   }
-  return 0;
+  return failures == 0 ? 0 : 1;
 }
