@@ -5,10 +5,13 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 
+#include <vector>
+
 #include <chrono>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "server/rpc/parse_error_interceptor.h"
 #include "server/util/status_macros.h"
 
 namespace surge::rpc {
@@ -50,6 +53,10 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  InstallParseErrorCapture();
+  interceptors.push_back(std::make_unique<ParseErrorInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/rpc/parse_error_interceptor.h"
 #include "server/rpc/status_convert.h"
 
 namespace surge::rpc {
@@ -153,9 +154,21 @@ grpc::Status SurgeService::IngestUntilClosed(
     }
   });
   absl::Status status;
+  uint64_t last_seq = 0;
   while (true) {
     auto request = std::make_unique<surge::v1::IngestRequest>();
-    if (!stream->Read(request.get())) break;
+    TakeParseError();
+    if (!stream->Read(request.get())) {
+      // The end of the stream, or a message that could not be parsed (which
+      // gRPC reports the same way): protobuf logged the field on this thread.
+      if (std::string field = TakeParseError(); !field.empty()) {
+        status = absl::InvalidArgumentError(absl::StrCat(
+            "the batch after seq ", last_seq, " could not be parsed: ", field,
+            "; strings must be valid UTF-8 (batches up to seq ", last_seq, " are kept)"));
+      }
+      break;
+    }
+    last_seq = request->seq();
     status = ingest->Accept(std::move(request));
     if (!status.ok()) break;
   }

@@ -385,5 +385,54 @@ TEST_F(RpcE2eTest, IngestStreamsAreCapped) {
   EXPECT_TRUE(b.stream->Finish().ok());
 }
 
+// Fault 10 of issue 11: a string field with invalid UTF-8 made gRPC answer
+// INTERNAL with an empty message. The request bytes are built with the
+// field as an unknown field (the client does not check those), so the
+// server parses a Job.name of "ab\xff\xfe".
+TEST_F(RpcE2eTest, InvalidUtf8IsInvalidArgumentWithAMessage) {
+  const std::string bad_name = std::string("\x0a\x04", 2) + "ab\xff\xfe";
+  surge::v1::CreateJobRequest request;
+  request.GetReflection()->MutableUnknownFields(&request)->AddLengthDelimited(1, bad_name);
+  grpc::ClientContext context;
+  surge::v1::Job response;
+  grpc::Status status = client_->stub().CreateJob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("/surge.v1.Surge/CreateJob could not be parsed"));
+  EXPECT_THAT(status.error_message(), HasSubstr("String field 'surge.v1.Job.name' contains invalid UTF-8"));
+
+  // On the Ingest stream: batches before the bad one are acked and stored;
+  // the stream ends with INVALID_ARGUMENT, not OK.
+  CreateJobAndRun();
+  grpc::ClientContext ingest_context;
+  ingest_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = client_->stub().Ingest(&ingest_context);
+  surge::v1::IngestRequest good;
+  good.set_job("j");
+  good.set_seq(1);
+  *good.add_records() = Rec(0);
+  ASSERT_TRUE(stream->Write(good));
+  surge::v1::IngestResponse ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.acked_seq(), 1u);
+  surge::v1::IngestRequest bad;
+  bad.set_job("j");
+  bad.set_seq(2);
+  // records[0] = {run: "r\xff"} as an unknown field 3 (IngestRequest.records).
+  const std::string record = std::string("\x0a\x02", 2) + "r\xff";
+  bad.GetReflection()->MutableUnknownFields(&bad)->AddLengthDelimited(3, record);
+  stream->Write(bad);
+  stream->WritesDone();
+  while (stream->Read(&ack)) {
+  }
+  grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ended.error_message();
+  EXPECT_THAT(ended.error_message(),
+              HasSubstr("the batch after seq 1 could not be parsed: String field "
+                        "'surge.v1.Record.run' contains invalid UTF-8"));
+  auto runs = client_->ListRuns("j");
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ(runs->runs(0).record_count(), 1);
+}
+
 }  // namespace
 }  // namespace surge
