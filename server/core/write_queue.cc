@@ -2,8 +2,10 @@
 #include "server/core/write_queue.h"
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -196,6 +198,19 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
       results.push_back(std::move(r));
     }
   }
+#ifdef SURGE_PLANT_ACK_BEFORE_COMMIT
+  // A planted bug for the fault tests' self-check only (CMake
+  // -DSURGE_PLANT_ACK_BEFORE_COMMIT=ON, never in a real build): acks before
+  // the COMMIT, then pauses, so that a kill -9 can land between the two and
+  // kill_loop_test must report acked records lost.
+  const bool acked_early = txn.ok() && results.size() == group.size();
+  if (acked_early) {
+    for (size_t i = 0; i < group.size(); ++i) group[i].done(results[i]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+#else
+  const bool acked_early = false;
+#endif
   absl::Duration commit_latency;
   if (txn.ok()) {
     absl::Time start = absl::Now();
@@ -232,7 +247,9 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
   if (txn.ok() && options_.on_commit) {
     options_.on_commit(commit_latency, committed.stored, committed.duplicate);
   }
-  for (size_t i = 0; i < group.size(); ++i) group[i].done(results[i]);
+  if (!acked_early) {
+    for (size_t i = 0; i < group.size(); ++i) group[i].done(results[i]);
+  }
 }
 
 }  // namespace surge::core
