@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -236,15 +237,7 @@ absl::StatusOr<surge::v1::Job> SqliteStore::GetJob(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobs() {
-  SURGE_ASSIGN_OR_RETURN(auto select, db_->Prepare(absl::StrCat(kJobSelect, "ORDER BY j.name")));
-  std::vector<surge::v1::Job> jobs;
-  while (true) {
-    SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
-    if (!row) break;
-    SURGE_ASSIGN_OR_RETURN(surge::v1::Job job, ReadJob(*select));
-    jobs.push_back(std::move(job));
-  }
-  return jobs;
+  return ListJobsPage("", std::numeric_limits<int>::max());  // "" sorts before every name
 }
 
 absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobsPage(

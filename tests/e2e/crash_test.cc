@@ -11,21 +11,12 @@
 #include "client/cpp/surge_client.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
+#include "tests/support/streaming_job.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge {
 namespace {
-
-surge::v1::Record MakeRecord(int64_t step) {
-  surge::v1::Record r;
-  r.set_run("r1");
-  r.set_step(step);
-  r.set_examples(step * 32);
-  r.set_lr(1e-3);
-  r.set_loss(2.0 / (1.0 + 0.001 * static_cast<double>(step)));
-  return r;
-}
 
 // Counts stored records of run r1 with step < `below`, reading the file directly.
 int64_t CountStored(const std::string& db, int64_t below) {
@@ -58,15 +49,7 @@ TEST(CrashTest, AckedRecordsSurviveKill9AndClientResumes) {
   options.target = server->address();
   options.call_timeout = absl::Seconds(10);
   client::SurgeClient client(options);
-  surge::v1::Job job;
-  job.set_name("crash");
-  job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
-  ASSERT_TRUE(client.CreateJob(job).ok());
-  surge::v1::Run run;
-  run.set_name("r1");
-  run.set_batch_size(32);
-  run.set_protocol(surge::v1::PROTOCOL_PLAIN);
-  ASSERT_TRUE(client.CreateRun("crash", run).ok());
+  ASSERT_TRUE(testing::CreateJobWithRun(client, "crash").ok());
 
   constexpr int64_t kTotal = 300000;
   client::IngestOptions ingest;
@@ -79,7 +62,7 @@ TEST(CrashTest, AckedRecordsSurviveKill9AndClientResumes) {
   int64_t appended_at_kill = 0;
   bool restarted = false;
   for (int64_t step = 0; step < kTotal; ++step) {
-    ASSERT_TRUE(session.Append(MakeRecord(step), absl::Seconds(60)).ok());
+    ASSERT_TRUE(session.Append(testing::StepRecord(step), absl::Seconds(60)).ok());
     if (acked_at_kill < 0 && step == 100000) {
       // Some batches acked, then a burst of appends, then the kill: the burst's
       // last batches are still buffered or in flight when the server dies.

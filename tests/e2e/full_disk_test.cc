@@ -15,21 +15,12 @@
 #include "client/cpp/surge_client.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
+#include "tests/support/streaming_job.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge {
 namespace {
-
-surge::v1::Record MakeRecord(int64_t step) {
-  surge::v1::Record r;
-  r.set_run("r1");
-  r.set_step(step);
-  r.set_examples(step * 32);
-  r.set_lr(1e-3);
-  r.set_loss(2.0 / (1.0 + 0.001 * static_cast<double>(step)));
-  return r;
-}
 
 int64_t StoredBelow(const std::string& db, int64_t below) {
   store::StoreOptions options;
@@ -66,15 +57,7 @@ TEST(FullDiskTest, NothingAckedIsLostAndTheServerRecovers) {
   options.target = server->address();
   options.call_timeout = absl::Seconds(10);
   client::SurgeClient client(options);
-  surge::v1::Job job;
-  job.set_name("full");
-  job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
-  ASSERT_TRUE(client.CreateJob(job).ok());
-  surge::v1::Run run;
-  run.set_name("r1");
-  run.set_batch_size(32);
-  run.set_protocol(surge::v1::PROTOCOL_PLAIN);
-  ASSERT_TRUE(client.CreateRun("full", run).ok());
+  ASSERT_TRUE(testing::CreateJobWithRun(client, "full").ok());
 
   client::IngestOptions ingest;
   ingest.batch_records = 500;
@@ -88,7 +71,7 @@ TEST(FullDiskTest, NothingAckedIsLostAndTheServerRecovers) {
   absl::Time stalled_since = absl::Now();
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
   while (absl::Now() < give_up) {
-    for (int i = 0; i < 500; ++i) ASSERT_TRUE(session.Append(MakeRecord(step++), absl::Seconds(60)).ok());
+    for (int i = 0; i < 500; ++i) ASSERT_TRUE(session.Append(testing::StepRecord(step++), absl::Seconds(60)).ok());
     const int64_t acked = session.stats().acked_records;
     if (acked != last_acked) {
       last_acked = acked;
@@ -103,7 +86,7 @@ TEST(FullDiskTest, NothingAckedIsLostAndTheServerRecovers) {
   ASSERT_LT(acked_when_full, step) << "the disk never filled";
   // Everything acked is in the file; the server is alive and says why it
   // cannot write.
-  EXPECT_EQ(StoredBelow(db, acked_when_full), acked_when_full);
+  EXPECT_EQ(StoredBelow(db, acked_when_full), acked_when_full) << "acked records lost (-1: unreadable)";
   auto health = client.GetJob("full");
   EXPECT_TRUE(health.ok()) << health.status();
   surge::v1::Job other;
@@ -113,6 +96,7 @@ TEST(FullDiskTest, NothingAckedIsLostAndTheServerRecovers) {
   if (!refused.ok()) {
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   }
+  std::cout << "a write while full: " << (refused.ok() ? "OK" : refused.status().ToString()) << "\n";
 
   // Space returns: the same server stores the rest.
   ASSERT_EQ(mount("tmpfs", disk.c_str(), "tmpfs", MS_REMOUNT, "size=256m"), 0) << "remount";
@@ -125,6 +109,10 @@ TEST(FullDiskTest, NothingAckedIsLostAndTheServerRecovers) {
   std::cout << "disk full after " << acked_when_full << " acked records; " << step
             << " in all after space returned; reconnects " << stats.reconnects
             << ", batches re-sent " << stats.batches_resent << "\n";
+  if (HasFailure()) {
+    std::cout << "server log (" << server->log_path() << "):\n"
+              << testing::ReadFile(server->log_path()) << "\n";
+  }
   server->process().Kill(SIGTERM);
   server->process().Wait();
   umount2(disk.c_str(), MNT_DETACH);

@@ -21,19 +21,17 @@
 #include "gtest/gtest.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_store.h"
+#include "tests/support/streaming_job.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge {
 namespace {
 
+// StepRecord with an LR that varies and an eval loss every 10th step.
 surge::v1::Record MakeRecord(int64_t step) {
-  surge::v1::Record r;
-  r.set_run("r1");
-  r.set_step(step);
-  r.set_examples(step * 32);
+  surge::v1::Record r = testing::StepRecord(step);
   r.set_lr(1e-3 * (1 + step % 3));
-  r.set_loss(2.0 / (1.0 + 0.001 * static_cast<double>(step)));
   if (step % 10 == 0) r.set_eval_loss(r.loss() + 0.05);
   return r;
 }
@@ -83,15 +81,7 @@ TEST(KillLoopTest, EveryAckedRecordSurvivesEveryKill) {
   options.target = server->address();
   options.call_timeout = absl::Seconds(10);
   client::SurgeClient client(options);
-  surge::v1::Job job;
-  job.set_name("kill");
-  job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
-  ASSERT_TRUE(client.CreateJob(job).ok());
-  surge::v1::Run run;
-  run.set_name("r1");
-  run.set_batch_size(32);
-  run.set_protocol(surge::v1::PROTOCOL_PLAIN);
-  ASSERT_TRUE(client.CreateRun("kill", run).ok());
+  ASSERT_TRUE(testing::CreateJobWithRun(client, "kill").ok());
 
   client::IngestOptions ingest;
   ingest.batch_records = 200;
