@@ -2,6 +2,8 @@
 # Installs the Debian 12 packages that surge's build, demo and tests need.
 # Idempotent: when every package is already installed it does not touch apt.
 # Usage: scripts/setup.sh            (run as root, or with sudo available)
+#        SURGE_SETUP_FUZZ=1 scripts/setup.sh   also clang and libFuzzer, for
+#                                              scripts/fuzz.sh (not needed by the tests)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +15,13 @@ PACKAGES=(
   python3-grpcio python3-protobuf python3-numpy python3-optuna
   libcpp-httplib-dev prometheus-cpp-dev chromium fonts-liberation
 )
+
+# Optional: clang (14) and its compiler-rt, which holds libFuzzer and the ASan/UBSan runtimes
+# (libfuzzer-14-dev, the standalone libFuzzer, is not needed for -fsanitize=fuzzer),
+# for the fuzz targets of scripts/fuzz.sh.
+if [ "${SURGE_SETUP_FUZZ:-0}" = 1 ]; then
+  PACKAGES+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
