@@ -195,7 +195,10 @@ std::vector<double> ChooseTargets(const std::vector<double>& reach,
     targets.push_back(CeilSignificant3(l_low));
     return targets;
   }
-  const double span = std::log(l_high / l_low);
+  // l_high / l_low overflows for losses near DBL_MAX and near 0: then the
+  // same span as a difference of logs (finite: both losses are finite, > 0).
+  double span = std::log(l_high / l_low);
+  if (!std::isfinite(span)) span = std::log(l_high) - std::log(l_low);
   const int n = std::clamp(1 + static_cast<int>(std::floor(span / 0.05)), 2, max_targets);
   for (int i = 0; i < n; ++i) {
     const double t = CeilSignificant3(l_high * std::exp(-span * i / (n - 1)));
