@@ -14,6 +14,8 @@ PACKAGES=(
   dataset-fashion-mnist python3-torch python3-matplotlib
   python3-grpcio python3-protobuf python3-numpy python3-optuna
   libcpp-httplib-dev prometheus-cpp-dev chromium fonts-liberation
+  fiu-utils libfiu0
+  libssl-dev openssl
 )
 
 # Optional: clang (14) and its compiler-rt, which holds libFuzzer and the ASan/UBSan runtimes

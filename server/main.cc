@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <vector>
@@ -15,8 +16,12 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/core/auth.h"
 #include "server/rpc/server.h"
+#include "server/util/host.h"
 
 namespace {
 
@@ -113,8 +118,34 @@ ABSL_FLAG(bool, startup_quick_check, true,
           "(~0.2 s per million records on a 2-core VM; false skips it for very large files)");
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "seconds in-flight calls get to finish after SIGTERM before they are cancelled");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens (lines 'TENANT ROLE sha256:HEX', made by `surge token new`); every "
+          "gRPC and HTTP API call then needs one. Default: $SURGE_TOKENS_FILE. Without it the "
+          "server listens on loopback only. SIGHUP re-reads it (docs/security.md)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC and HTTP over TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s): require client certificates signed by it (mutual TLS)");
+ABSL_FLAG(std::string, http_allowed_hosts, "",
+          "comma-separated host names the dashboard may be reached by besides the --http host "
+          "and localhost (e.g. a proxy's name); other Host headers get 421");
+ABSL_FLAG(int, tenant_max_streams, 0,
+          "open Ingest streams per tenant (0: only --max_ingest_streams applies)");
+ABSL_FLAG(double, tenant_max_records_per_s, 0,
+          "records per second one tenant may send (0: unlimited); over it RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, tenant_max_queued_mib, 0,
+          "MiB of one tenant's batches waiting for commit (0: only --max_queued_mib applies)");
 
 namespace {
+
+// --tokens_file, else $SURGE_TOKENS_FILE.
+std::string TokensFile() {
+  std::string file = absl::GetFlag(FLAGS_tokens_file);
+  if (file.empty()) {
+    if (const char* env = std::getenv("SURGE_TOKENS_FILE")) file = env;
+  }
+  return file;
+}
 
 // Checks every flag (and that no positional argument was given); returns one
 // line per problem, naming the flag and what it accepts (empty: all good).
@@ -176,6 +207,51 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
   if (!static_dir.empty() && !IsDirectory(static_dir)) {
     add("http_static_dir", static_dir, "must be an existing folder (or empty: embedded files)");
   }
+  std::string tokens = TokensFile();
+  if (!tokens.empty()) {
+    if (absl::StatusOr<surge::core::TokenTable> table = surge::core::TokenTable::Load(tokens);
+        !table.ok()) {
+      add("tokens_file", tokens, std::string(table.status().message()));
+    } else if (table->size() == 0) {
+      add("tokens_file", tokens, "holds no tokens (add one with `surge token new`)");
+    }
+  } else {
+    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"listen", listen},
+                                      {"http", http}}) {
+      if (value.empty() || surge::util::IsLoopbackHost(surge::util::HostOf(value))) continue;
+      add(flag, value,
+          "is not a loopback address: without --tokens_file anyone who can reach it could read "
+          "and delete every job (give --tokens_file, or listen on 127.0.0.1)");
+    }
+  }
+  std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
+              client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() != key.empty()) {
+    add(cert.empty() ? "tls_key" : "tls_cert", cert.empty() ? key : cert,
+        "needs --tls_cert and --tls_key together");
+  }
+  if (!client_ca.empty() && cert.empty()) {
+    add("tls_client_ca", client_ca, "needs --tls_cert and --tls_key (mutual TLS is TLS)");
+  }
+  for (const auto& [flag, value] : {std::pair<std::string, std::string>{"tls_cert", cert},
+                                    {"tls_key", key},
+                                    {"tls_client_ca", client_ca}}) {
+    if (!value.empty() && !std::ifstream(value)) add(flag, value, "cannot be read");
+  }
+  if (absl::GetFlag(FLAGS_tenant_max_streams) < 0) {
+    add("tenant_max_streams", absl::StrCat(absl::GetFlag(FLAGS_tenant_max_streams)),
+        "must be >= 0 (0: no per-tenant limit)");
+  }
+  double rate = absl::GetFlag(FLAGS_tenant_max_records_per_s);
+  if (!(rate >= 0) || rate > 1e12) {
+    add("tenant_max_records_per_s", absl::StrCat(rate),
+        "must be in [0, 1e12] (0: unlimited)");
+  }
+  int64_t tenant_mib = absl::GetFlag(FLAGS_tenant_max_queued_mib);
+  if (tenant_mib < 0 || tenant_mib > kMaxQueuedMib) {
+    add("tenant_max_queued_mib", absl::StrCat(tenant_mib),
+        absl::StrCat("must be in [0, ", kMaxQueuedMib, "] (0: no per-tenant limit)"));
+  }
   int grace = absl::GetFlag(FLAGS_shutdown_grace_s);
   if (grace < 0 || grace > kMaxShutdownGraceS) {
     add("shutdown_grace_s", absl::StrCat(grace),
@@ -209,6 +285,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   surge::rpc::ServerOptions options;
@@ -226,6 +303,17 @@ int main(int argc, char** argv) {
   options.http_listen_required = http_given;
   options.http_static_dir = absl::GetFlag(FLAGS_http_static_dir);
   options.startup_checks.quick_check = absl::GetFlag(FLAGS_startup_quick_check);
+  options.core.tokens_file = TokensFile();
+  options.core.tenant_limits.max_streams = absl::GetFlag(FLAGS_tenant_max_streams);
+  options.core.tenant_limits.max_records_per_s = absl::GetFlag(FLAGS_tenant_max_records_per_s);
+  options.core.tenant_limits.max_queued_bytes = absl::GetFlag(FLAGS_tenant_max_queued_mib) << 20;
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  for (absl::string_view h : absl::StrSplit(absl::GetFlag(FLAGS_http_allowed_hosts), ',',
+                                            absl::SkipWhitespace())) {
+    options.http_allowed_hosts.emplace_back(absl::StripAsciiWhitespace(h));
+  }
 
   auto server = surge::rpc::SurgeServer::Start(options);
   if (!server.ok()) {
@@ -248,8 +336,20 @@ int main(int argc, char** argv) {
     WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
   }
 
+  if (!options.core.tokens_file.empty()) {
+    std::cout << "surge-server: tokens from " << options.core.tokens_file
+              << " (SIGHUP re-reads it)" << std::endl;
+  }
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    absl::Status reloaded = (*server)->ReloadTokens();
+    if (reloaded.ok()) {
+      std::cout << "surge-server: SIGHUP, tokens re-read" << std::endl;
+    } else {
+      std::cerr << "surge-server: SIGHUP, tokens NOT re-read (the old ones stay): "
+                << reloaded.message() << std::endl;
+    }
+  }
   std::cout << "surge-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", shutting down" << std::endl;
   (*server)->Shutdown();

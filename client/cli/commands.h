@@ -22,6 +22,8 @@ struct ImportArgs {
 };
 
 absl::Status ListJobs(client::SurgeClient& client, bool json);
+// `surge token new`: prints a new token and its token-file line (no server).
+absl::Status NewToken(const std::string& tenant, const std::string& role);
 absl::Status ShowJob(client::SurgeClient& client, const std::string& job, bool json);
 // `targets` (target losses for plain runs) and `k` (0: default) are the
 // job's declared evidence settings.

@@ -17,6 +17,18 @@ int main(int argc, char** argv) {
   app.add_option("--server", server, "surge-server address host:port")
       ->envname("SURGE_SERVER");
   app.add_option("--timeout", timeout_s, "deadline of each call, seconds")->check(CLI::PositiveNumber);
+  std::string token, tls_ca, tls_cert, tls_key;
+  app.add_option("--token", token, "bearer token for a server with tokens (surge token new)")
+      ->envname("SURGE_TOKEN");
+  app.add_option("--tls_ca", tls_ca, "CA certificate (PEM) of a TLS server; connects over TLS")
+      ->envname("SURGE_TLS_CA")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls_cert", tls_cert, "client certificate (PEM) for mutual TLS")
+      ->envname("SURGE_TLS_CERT")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls_key", tls_key, "client key (PEM) of --tls_cert")
+      ->envname("SURGE_TLS_KEY")
+      ->check(CLI::ExistingFile);
 
   bool json = false;
   std::string job_name, run_name, unit = "examples", description, format = "csv";
@@ -119,11 +131,38 @@ int main(int argc, char** argv) {
   fit->add_option("--k", k_steps, "ad hoc k for plain runs")->check(CLI::Range(1, 100000));
   fit->add_flag("--json", json, "print the Fit as JSON");
 
+  auto* token_cmd = app.add_subcommand("token", "Make bearer tokens for a server's token file");
+  token_cmd->require_subcommand(1);
+  auto* token_new = token_cmd->add_subcommand(
+      "new", "Print a new random token and its token-file line (the server keeps only the hash)");
+  std::string tenant, role;
+  token_new->add_option("--tenant", tenant, "tenant the token acts for")->required();
+  token_new->add_option("--role", role, "reader, writer or admin")
+      ->required()
+      ->check(CLI::IsMember({"reader", "writer", "admin"}));
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*token_new) {  // local: no server involved
+    absl::Status made = surge::cli::NewToken(tenant, role);
+    if (!made.ok()) {
+      std::cerr << absl::StatusCodeToString(made.code()) << ": " << made.message() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  if (!tls_cert.empty() != !tls_key.empty() || (!tls_cert.empty() && tls_ca.empty())) {
+    std::cerr << "INVALID_ARGUMENT: --tls_cert and --tls_key go together, and with --tls_ca\n";
+    return 1;
+  }
 
   surge::client::ClientOptions options;
   options.target = server;
   options.call_timeout = absl::Seconds(timeout_s);
+  options.token = token;
+  options.tls_ca_file = tls_ca;
+  options.tls_cert_file = tls_cert;
+  options.tls_key_file = tls_key;
   surge::client::SurgeClient client(options);
 
   absl::Status status;

@@ -127,18 +127,21 @@ void IngestSession::SealLocked() {
 void IngestSession::Run() {
   absl::Duration backoff = options_.initial_backoff;
   while (true) {
+    int64_t acked_before = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !unacked_.empty() || open_.records_size() > 0; });
       if (stopping_) break;
+      acked_before = stats_.acked_records;
     }
     grpc::Status status = RunStream();
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) break;
-    if (status.ok()) {
-      backoff = options_.initial_backoff;
-      continue;
-    }
+    // A stream that got acks reached a working server: the backoff starts
+    // over, so a long stream with rare failures (an I/O error on the server)
+    // does not wait max_backoff after each.
+    if (status.ok() || stats_.acked_records > acked_before) backoff = options_.initial_backoff;
+    if (status.ok()) continue;
     if (IsPermanent(status.error_code())) {
       // The server acked everything before the bad batch: it is the front.
       error_ = FromGrpcStatus(status);

@@ -2,14 +2,73 @@
 #include "client/cpp/surge_client.h"
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/client_interceptor.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace surge::client {
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+namespace {
+
+// Adds "authorization: Bearer <token>" to the initial metadata of every call.
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(const std::string* value) : value_(value) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *value_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* const value_;
+};
+
+class TokenInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(const std::string& token) : value_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor(&value_);
+  }
+
+ private:
+  const std::string value_;  // lives as long as the channel, which owns the factory
+};
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+ClientOptions ClientOptionsFromEnv() {
+  ClientOptions options;
+  auto env = [](const char* name, std::string& field) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') field = value;
+  };
+  env("SURGE_SERVER", options.target);
+  env("SURGE_TOKEN", options.token);
+  env("SURGE_TLS_CA", options.tls_ca_file);
+  env("SURGE_TLS_CERT", options.tls_cert_file);
+  env("SURGE_TLS_KEY", options.tls_key_file);
+  return options;
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
@@ -38,7 +97,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
       "retryPolicy": {
         "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "0.5s",
         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})json");
-  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.tls_ca_file.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadFileOrEmpty(options.tls_ca_file);
+    ssl.pem_cert_chain = ReadFileOrEmpty(options.tls_cert_file);
+    ssl.pem_private_key = ReadFileOrEmpty(options.tls_key_file);
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!options.token.empty()) {
+    interceptors.push_back(std::make_unique<TokenInterceptorFactory>(options.token));
+  }
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      options.target, credentials, args, std::move(interceptors));
 }
 
 SurgeClient::SurgeClient(const ClientOptions& options)

@@ -25,7 +25,23 @@ struct ClientOptions {
   // Deadline of each unary call.
   absl::Duration call_timeout = absl::Seconds(30);
   int max_message_bytes = 64 << 20;
+  // Bearer token sent with every call, streams included (servers with a
+  // token file need one); empty: none.
+  std::string token;
+  // TLS: the CA that signed the server's certificate (PEM file); empty:
+  // plaintext. With a client certificate and key, mutual TLS.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
+
+// ClientOptions with token and TLS files from the environment: SURGE_SERVER,
+// SURGE_TOKEN, SURGE_TLS_CA, SURGE_TLS_CERT, SURGE_TLS_KEY (unset: defaults).
+ClientOptions ClientOptionsFromEnv();
+
+// The channel of `options` (TLS when tls_ca_file is set; the token added to
+// every call's metadata by an interceptor). IngestSession takes it too.
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
 // Converts a gRPC status into the equivalent absl::Status.
 absl::Status FromGrpcStatus(const grpc::Status& status);

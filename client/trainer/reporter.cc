@@ -29,7 +29,8 @@ Reporter::~Reporter() = default;
 absl::StatusOr<std::unique_ptr<Reporter>> Reporter::Connect(const std::string& server,
                                                             const std::string& job,
                                                             const std::string& description) {
-  surge::client::ClientOptions options;
+  // Token and TLS from SURGE_TOKEN / SURGE_TLS_* (a server with tokens).
+  surge::client::ClientOptions options = surge::client::ClientOptionsFromEnv();
   options.target = server;
   options.call_timeout = absl::Seconds(20);
   auto client = std::make_unique<surge::client::SurgeClient>(options);

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/core/surge_core.h"
 #include "server/core/validation.h"
 
@@ -16,12 +17,17 @@ absl::Status WithContext(const absl::Status& status, absl::string_view prefix) {
 
 }  // namespace
 
+IngestStream::~IngestStream() {
+  Close();
+  if (holds_slot_) core_->tenant_limits().CloseStream(caller_.tenant);
+}
+
 absl::StatusOr<store::RunKey> IngestStream::ResolveRun(const std::string& job,
                                                        const std::string& run) {
   std::string key = absl::StrCat(job, std::string(1, '\0'), run);
   auto it = run_cache_.find(key);
   if (it != run_cache_.end()) return it->second;
-  absl::StatusOr<store::RunKey> found = core_->LookupRun(job, run);
+  absl::StatusOr<store::RunKey> found = core_->LookupRun(job, run, caller_);
   if (found.ok()) run_cache_.emplace(std::move(key), *found);
   return found;
 }
@@ -55,10 +61,18 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
     batch.run_ids.push_back(last_run_id);
   }
 
+  // The tenant's share of the server: records per second, bytes queued.
+  const int64_t bytes = static_cast<int64_t>(request->ByteSizeLong());
+  absl::Status admitted = core_->tenant_limits().AdmitBatch(
+      caller_.tenant, request->records_size(), bytes, absl::Now());
+  if (!admitted.ok()) return WithContext(admitted, prefix);
+
   uint64_t seq = request->seq();
   last_seq_ = seq;
   batch.request = std::move(request);
-  batch.done = [this, seq, job = batch.request->job()](const absl::StatusOr<BatchResult>& r) {
+  batch.done = [this, seq, bytes, job = batch.request->job()](
+                   const absl::StatusOr<BatchResult>& r) {
+    core_->tenant_limits().ReleaseBytes(caller_.tenant, bytes);
     // New evidence for the job's fit (debounced; never waits on the fit).
     if (r.ok() && r->stored > 0) core_->OnRecordsStored(job);
     OnCommitted(seq, r);
@@ -69,6 +83,7 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
   }
   absl::Status queued = core_->write_queue().SubmitBatch(std::move(batch));
   if (!queued.ok()) {
+    core_->tenant_limits().ReleaseBytes(caller_.tenant, bytes);
     std::lock_guard<std::mutex> lock(mu_);
     --pending_;
     cv_.notify_all();
@@ -95,7 +110,12 @@ void IngestStream::OnCommitted(uint64_t seq, const absl::StatusOr<BatchResult>& 
 
 std::optional<surge::v1::IngestResponse> IngestStream::NextAck() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return committed_seq_ > acked_seq_ || (closed_ && pending_ == 0); });
+  // A failed batch ends the acks at once: nothing after it will be acked on
+  // this stream, and the client may be waiting for an ack with nothing more
+  // to send (the RPC layer then ends the call with the failure).
+  cv_.wait(lock, [&] {
+    return committed_seq_ > acked_seq_ || !commit_status_.ok() || (closed_ && pending_ == 0);
+  });
   if (committed_seq_ <= acked_seq_) return std::nullopt;
   acked_seq_ = committed_seq_;
   surge::v1::IngestResponse ack;

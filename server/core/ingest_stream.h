@@ -4,6 +4,8 @@
 // acks (NextAck) from a second thread, so acks flow while the client keeps
 // sending. A batch is validated whole and its runs resolved before it is
 // queued; acks advance only over a contiguous prefix of committed batches.
+// A stream acts for one Caller: it may write only to its tenant's jobs, and
+// its batches count against the tenant's limits (tenant_limits.h).
 #ifndef SURGE_SERVER_CORE_INGEST_STREAM_H_
 #define SURGE_SERVER_CORE_INGEST_STREAM_H_
 
@@ -16,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "server/core/auth.h"
 #include "server/core/write_queue.h"
 #include "server/store/sqlite_store.h"
 #include "surge/v1/surge.pb.h"
@@ -26,8 +29,11 @@ class SurgeCore;
 
 class IngestStream {
  public:
-  explicit IngestStream(SurgeCore* core) : core_(core) {}
-  ~IngestStream() { Close(); }
+  // Made by SurgeCore::OpenIngestStream; when `holds_slot`, it took one of
+  // the tenant's stream slots, which the destructor gives back.
+  IngestStream(SurgeCore* core, Caller caller, bool holds_slot)
+      : core_(core), caller_(std::move(caller)), holds_slot_(holds_slot) {}
+  ~IngestStream();
   IngestStream(const IngestStream&) = delete;
   IngestStream& operator=(const IngestStream&) = delete;
 
@@ -36,7 +42,8 @@ class IngestStream {
   absl::Status Accept(std::unique_ptr<surge::v1::IngestRequest> request);
 
   // Blocks until an ack newer than the last one returned exists; returns
-  // nullopt once the stream is closed and every ack has been handed out.
+  // nullopt once the stream is closed and every ack has been handed out, or
+  // once a batch has failed (commit_status(); its last ack first).
   std::optional<surge::v1::IngestResponse> NextAck();
 
   // Ends input and waits until every queued batch has been committed or failed.
@@ -50,6 +57,8 @@ class IngestStream {
   void OnCommitted(uint64_t seq, const absl::StatusOr<BatchResult>& result);
 
   SurgeCore* const core_;
+  const Caller caller_;
+  const bool holds_slot_;
   uint64_t last_seq_ = 0;  // only the reading thread touches these two
   absl::flat_hash_map<std::string, store::RunKey> run_cache_;  // key: job + '\0' + run
 

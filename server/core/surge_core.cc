@@ -26,11 +26,48 @@ int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& options) {
   // The writer opens first: it runs the migrations that readers rely on.
   SURGE_ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> writer,
-                         store::SqliteStore::Open(options.db_path));
+                         store::SqliteStore::Open(options.db_path, options.store));
   auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
   auto readers = std::make_unique<ReaderPool>(options.db_path, options.max_readers);
-  return std::unique_ptr<SurgeCore>(
-      new SurgeCore(std::move(queue), std::move(readers), options.fits));
+  std::unique_ptr<SurgeCore> core(new SurgeCore(std::move(queue), std::move(readers), options));
+  SURGE_RETURN_IF_ERROR(core->auth_.Reload());
+  return core;
+}
+
+absl::StatusOr<std::string> SurgeCore::TenantOf(const std::string& job) {
+  {
+    std::lock_guard<std::mutex> lock(tenant_mu_);
+    auto it = tenant_of_.find(job);
+    if (it != tenant_of_.end()) return it->second;
+  }
+  SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
+  SURGE_ASSIGN_OR_RETURN(surge::v1::Job found, reader->GetJob(job));
+  std::lock_guard<std::mutex> lock(tenant_mu_);
+  tenant_of_[job] = found.tenant();
+  return found.tenant();
+}
+
+void SurgeCore::ForgetTenant(const std::string& job) {
+  std::lock_guard<std::mutex> lock(tenant_mu_);
+  tenant_of_.erase(job);
+}
+
+absl::Status SurgeCore::Authorize(const Caller& caller, Permission needed,
+                                  const std::string& job) {
+  SURGE_RETURN_IF_ERROR(CheckRole(caller, needed));
+  if (job.empty()) return absl::OkStatus();
+  SURGE_ASSIGN_OR_RETURN(std::string tenant, TenantOf(job));
+  if (tenant != caller.tenant) {
+    // The same answer as for a job that does not exist.
+    return absl::NotFoundError(absl::StrCat("job '", job, "' not found"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<IngestStream>> SurgeCore::OpenIngestStream(const Caller& caller) {
+  SURGE_RETURN_IF_ERROR(CheckRole(caller, Permission::kWrite));
+  SURGE_RETURN_IF_ERROR(tenant_limits_.OpenStream(caller.tenant));
+  return std::make_unique<IngestStream>(this, caller, /*holds_slot=*/true);
 }
 
 SurgeCore::~SurgeCore() { Shutdown(); }
@@ -40,15 +77,20 @@ void SurgeCore::Shutdown() {
   write_queue_->Stop();
 }
 
-absl::StatusOr<surge::v1::Job> SurgeCore::CreateJob(const surge::v1::CreateJobRequest& request) {
+absl::StatusOr<surge::v1::Job> SurgeCore::CreateJob(const surge::v1::CreateJobRequest& request,
+                                                    const Caller& caller) {
+  SURGE_RETURN_IF_ERROR(CheckRole(caller, Permission::kWrite));
   SURGE_RETURN_IF_ERROR(ValidateJob(request.job()));
   surge::v1::Job job = request.job();
+  job.set_tenant(caller.tenant);
   return write_queue_->Run<surge::v1::Job>(
       [job](store::SqliteStore& s) { return s.CreateJob(job, NowMicros()); });
 }
 
-absl::StatusOr<surge::v1::Job> SurgeCore::GetJob(const surge::v1::GetJobRequest& request) {
+absl::StatusOr<surge::v1::Job> SurgeCore::GetJob(const surge::v1::GetJobRequest& request,
+                                                 const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("name", request.name()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, request.name()));
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
   return reader->GetJob(request.name());
 }
@@ -95,7 +137,8 @@ bool FillPage(std::vector<T>& items, int limit, Add add) {
 }  // namespace
 
 absl::StatusOr<surge::v1::ListJobsResponse> SurgeCore::ListJobs(
-    const surge::v1::ListJobsRequest& request) {
+    const surge::v1::ListJobsRequest& request, const Caller& caller) {
+  SURGE_RETURN_IF_ERROR(CheckRole(caller, Permission::kRead));
   SURGE_ASSIGN_OR_RETURN(int limit, ListPageSize(request.page_size()));
   std::string after;
   if (!request.page_token().empty()) {
@@ -104,7 +147,7 @@ absl::StatusOr<surge::v1::ListJobsResponse> SurgeCore::ListJobs(
     if (!ValidateName("page_token", after).ok()) return BadToken(request.page_token());
   }
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
-  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Job> jobs, reader->ListJobsPage(after, limit + 1));
+  SURGE_ASSIGN_OR_RETURN(std::vector<surge::v1::Job> jobs, reader->ListJobsPage(after, limit + 1, caller.tenant));
   surge::v1::ListJobsResponse response;
   const bool more = FillPage(jobs, limit, [&](surge::v1::Job&& j) {
     *response.add_jobs() = std::move(j);
@@ -116,13 +159,15 @@ absl::StatusOr<surge::v1::ListJobsResponse> SurgeCore::ListJobs(
 }
 
 absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
-    const surge::v1::DeleteJobRequest& request) {
+    const surge::v1::DeleteJobRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("name", request.name()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kDelete, request.name()));
   std::string name = request.name();
   SURGE_ASSIGN_OR_RETURN(store::DeleteCounts counts,
                          write_queue_->Run<store::DeleteCounts>(
                              [name](store::SqliteStore& s) { return s.DeleteJob(name); }));
   fits_->Forget(name);
+  ForgetTenant(name);
   surge::v1::DeleteJobResponse response;
   response.set_runs_deleted(counts.runs);
   response.set_records_deleted(counts.records);
@@ -130,9 +175,10 @@ absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
 }
 
 absl::StatusOr<surge::v1::DeleteRunResponse> SurgeCore::DeleteRun(
-    const surge::v1::DeleteRunRequest& request) {
+    const surge::v1::DeleteRunRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
   SURGE_RETURN_IF_ERROR(ValidateName("run", request.run()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kDelete, request.job()));
   const std::string job = request.job(), run = request.run();
   SURGE_ASSIGN_OR_RETURN(int64_t records,
                          write_queue_->Run<int64_t>([job, run](store::SqliteStore& s) {
@@ -144,9 +190,11 @@ absl::StatusOr<surge::v1::DeleteRunResponse> SurgeCore::DeleteRun(
   return response;
 }
 
-absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRequest& request) {
+absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRequest& request,
+                                                    const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
   SURGE_RETURN_IF_ERROR(ValidateRun(request.run()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kWrite, request.job()));
   std::string job = request.job();
   surge::v1::Run run = request.run();
   return write_queue_->Run<surge::v1::Run>(
@@ -154,8 +202,9 @@ absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRe
 }
 
 absl::StatusOr<surge::v1::ListRunsResponse> SurgeCore::ListRuns(
-    const surge::v1::ListRunsRequest& request) {
+    const surge::v1::ListRunsRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, request.job()));
   SURGE_ASSIGN_OR_RETURN(int limit, ListPageSize(request.page_size()));
   std::optional<std::pair<int64_t, std::string>> after;
   if (!request.page_token().empty()) {
@@ -183,8 +232,9 @@ absl::StatusOr<surge::v1::ListRunsResponse> SurgeCore::ListRuns(
 }
 
 absl::StatusOr<surge::v1::ListRecordsResponse> SurgeCore::ListRecords(
-    const surge::v1::ListRecordsRequest& request) {
+    const surge::v1::ListRecordsRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, request.job()));
   if (!request.run().empty()) SURGE_RETURN_IF_ERROR(ValidateName("run", request.run()));
   if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: must be in 0..", kMaxPageSize,
@@ -215,8 +265,9 @@ absl::StatusOr<surge::v1::ListRecordsResponse> SurgeCore::ListRecords(
 }
 
 absl::StatusOr<surge::v1::AddOptimaResponse> SurgeCore::AddOptima(
-    const surge::v1::AddOptimaRequest& request) {
+    const surge::v1::AddOptimaRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", request.job()));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kWrite, request.job()));
   SURGE_RETURN_IF_ERROR(ValidateOptima(request));
   std::string job = request.job();
   std::vector<surge::v1::MeasuredOptimum> optima(request.optima().begin(),
@@ -233,15 +284,20 @@ absl::StatusOr<surge::v1::AddOptimaResponse> SurgeCore::AddOptima(
   return response;
 }
 
-absl::StatusOr<std::shared_ptr<const FitEntry>> SurgeCore::LatestFit(const std::string& job) {
+absl::StatusOr<std::shared_ptr<const FitEntry>> SurgeCore::LatestFit(const std::string& job,
+                                                                    const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateName("job", job));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, job));
   return fits_->Latest(job);
 }
 
-absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest& request) {
+absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest& request,
+                                                 const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateFitRequest(request));
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, request.job()));
   if (request.target_losses().empty() && request.k_steps() == 0) {
-    SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
+    SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry,
+                           LatestFit(request.job(), caller));
     return entry->proto;
   }
   // Ad hoc settings: computed now, neither stored nor published (version 0).
@@ -252,9 +308,10 @@ absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest&
 }
 
 absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
-    const surge::v1::GetAdviceRequest& request) {
+    const surge::v1::GetAdviceRequest& request, const Caller& caller) {
   SURGE_RETURN_IF_ERROR(ValidateAdviceRequest(request));
-  SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, LatestFit(request.job()));
+  SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry,
+                         LatestFit(request.job(), caller));
   if (!entry->fit) {
     return absl::FailedPreconditionError(absl::StrCat(
         "job '", request.job(), "' has no usable fit yet: ", entry->status.message()));
@@ -284,7 +341,9 @@ absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
 }
 
 absl::StatusOr<store::RunKey> SurgeCore::LookupRun(const std::string& job,
-                                                   const std::string& run) {
+                                                   const std::string& run,
+                                                   const Caller& caller) {
+  SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kWrite, job));
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
   return reader->LookupRun(job, run);
 }

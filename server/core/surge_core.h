@@ -7,12 +7,16 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "server/core/auth.h"
 #include "server/core/fit_service.h"
 #include "server/core/ingest_stream.h"
 #include "server/core/reader_pool.h"
+#include "server/core/tenant_limits.h"
 #include "server/core/write_queue.h"
 #include "surge/v1/surge.pb.h"
 
@@ -23,6 +27,13 @@ struct CoreOptions {
   WriteQueueOptions write;
   FitServiceOptions fits;
   int max_readers = 8;
+  // The writer connection's options (readers keep the defaults). Tests only
+  // change them: the power-cut test's checkpoint interval and its
+  // synchronous=NORMAL self-check (tests/durability/).
+  store::StoreOptions store;
+  // Bearer tokens (auth.h); empty: no tokens, every call is the local admin.
+  std::string tokens_file;
+  TenantLimitOptions tenant_limits;
 };
 
 class SurgeCore {
@@ -30,26 +41,38 @@ class SurgeCore {
   static absl::StatusOr<std::unique_ptr<SurgeCore>> Open(const CoreOptions& options);
   ~SurgeCore();
 
-  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::CreateJobRequest& request);
-  absl::StatusOr<surge::v1::Job> GetJob(const surge::v1::GetJobRequest& request);
-  absl::StatusOr<surge::v1::ListJobsResponse> ListJobs(const surge::v1::ListJobsRequest& request);
+  // Every call names its Caller (auth.h): the role must allow the call, and
+  // a job of another tenant answers NOT_FOUND like a missing one. The
+  // default is the local admin (a server without tokens; in-process callers).
+  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::CreateJobRequest& request,
+                                           const Caller& caller = Caller::Local());
+  absl::StatusOr<surge::v1::Job> GetJob(const surge::v1::GetJobRequest& request,
+                                        const Caller& caller = Caller::Local());
+  // The caller's tenant's jobs only.
+  absl::StatusOr<surge::v1::ListJobsResponse> ListJobs(const surge::v1::ListJobsRequest& request,
+                                                       const Caller& caller = Caller::Local());
   absl::StatusOr<surge::v1::DeleteJobResponse> DeleteJob(
-      const surge::v1::DeleteJobRequest& request);
+      const surge::v1::DeleteJobRequest& request, const Caller& caller = Caller::Local());
   // Deletes one run with its records and schedules a refit of its job.
   absl::StatusOr<surge::v1::DeleteRunResponse> DeleteRun(
-      const surge::v1::DeleteRunRequest& request);
-  absl::StatusOr<surge::v1::Run> CreateRun(const surge::v1::CreateRunRequest& request);
-  absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const surge::v1::ListRunsRequest& request);
+      const surge::v1::DeleteRunRequest& request, const Caller& caller = Caller::Local());
+  absl::StatusOr<surge::v1::Run> CreateRun(const surge::v1::CreateRunRequest& request,
+                                           const Caller& caller = Caller::Local());
+  absl::StatusOr<surge::v1::ListRunsResponse> ListRuns(const surge::v1::ListRunsRequest& request,
+                                                       const Caller& caller = Caller::Local());
   absl::StatusOr<surge::v1::ListRecordsResponse> ListRecords(
-      const surge::v1::ListRecordsRequest& request);
+      const surge::v1::ListRecordsRequest& request, const Caller& caller = Caller::Local());
 
   // --- fits and advice ---
   absl::StatusOr<surge::v1::AddOptimaResponse> AddOptima(
-      const surge::v1::AddOptimaRequest& request);
-  absl::StatusOr<surge::v1::Fit> GetFit(const surge::v1::GetFitRequest& request);
-  absl::StatusOr<surge::v1::Advice> GetAdvice(const surge::v1::GetAdviceRequest& request);
+      const surge::v1::AddOptimaRequest& request, const Caller& caller = Caller::Local());
+  absl::StatusOr<surge::v1::Fit> GetFit(const surge::v1::GetFitRequest& request,
+                                        const Caller& caller = Caller::Local());
+  absl::StatusOr<surge::v1::Advice> GetAdvice(const surge::v1::GetAdviceRequest& request,
+                                              const Caller& caller = Caller::Local());
   // For WatchFits: the latest fit (or a not-found error), then newer ones.
-  absl::StatusOr<std::shared_ptr<const FitEntry>> LatestFit(const std::string& job);
+  absl::StatusOr<std::shared_ptr<const FitEntry>> LatestFit(
+      const std::string& job, const Caller& caller = Caller::Local());
   std::shared_ptr<const FitEntry> WaitNewerFit(const std::string& job, int64_t after_version,
                                                absl::Duration timeout) {
     return fits_->WaitNewer(job, after_version, timeout);
@@ -57,10 +80,27 @@ class SurgeCore {
   bool stopping() const { return fits_->stopping(); }
   FitService& fits() { return *fits_; }
 
-  // Starts the server side of an Ingest stream.
+  // Starts the server side of an Ingest stream for `caller` (a writer):
+  // PERMISSION_DENIED for a reader, RESOURCE_EXHAUSTED when the tenant has
+  // its limit of streams open.
+  absl::StatusOr<std::unique_ptr<IngestStream>> OpenIngestStream(const Caller& caller);
+  // The local admin's stream (in-process callers and tests; no stream slot).
   std::unique_ptr<IngestStream> OpenIngestStream() {
-    return std::make_unique<IngestStream>(this);
+    return std::make_unique<IngestStream>(this, Caller::Local(), /*holds_slot=*/false);
   }
+
+  // --- who is calling ---
+  // The Caller of a request's "Bearer <token>" (empty: none given).
+  absl::StatusOr<Caller> Authenticate(absl::string_view authorization) const {
+    return auth_.Authenticate(authorization);
+  }
+  bool tokens_enabled() const { return auth_.enabled(); }
+  // Re-reads the token file (token rotation); the old tokens stay on error.
+  absl::Status ReloadTokens() { return auth_.Reload(); }
+  // OK when `caller`'s role allows `needed` and, for a non-empty `job`, the
+  // job exists and is the caller's tenant's (NOT_FOUND otherwise).
+  absl::Status Authorize(const Caller& caller, Permission needed, const std::string& job);
+  TenantLimits& tenant_limits() { return tenant_limits_; }
 
   // Ends fit watchers and the fit thread (first step of a shutdown).
   void StopFits() { fits_->Stop(); }
@@ -71,19 +111,30 @@ class SurgeCore {
   void OnRecordsStored(const std::string& job) { fits_->MarkDirty(job); }
 
   // Used by IngestStream.
-  absl::StatusOr<store::RunKey> LookupRun(const std::string& job, const std::string& run);
+  absl::StatusOr<store::RunKey> LookupRun(const std::string& job, const std::string& run,
+                                          const Caller& caller = Caller::Local());
   WriteQueue& write_queue() { return *write_queue_; }
 
  private:
   SurgeCore(std::unique_ptr<WriteQueue> write_queue, std::unique_ptr<ReaderPool> readers,
-            const FitServiceOptions& fit_options)
+            const CoreOptions& options)
       : write_queue_(std::move(write_queue)),
         readers_(std::move(readers)),
-        fits_(std::make_unique<FitService>(readers_.get(), write_queue_.get(), fit_options)) {}
+        fits_(std::make_unique<FitService>(readers_.get(), write_queue_.get(), options.fits)),
+        auth_(options.tokens_file),
+        tenant_limits_(options.tenant_limits) {}
+
+  // The tenant of `job` (cached; jobs never change tenant), or NOT_FOUND.
+  absl::StatusOr<std::string> TenantOf(const std::string& job);
+  void ForgetTenant(const std::string& job);
 
   std::unique_ptr<WriteQueue> write_queue_;
   std::unique_ptr<ReaderPool> readers_;
   std::unique_ptr<FitService> fits_;
+  Authenticator auth_;
+  TenantLimits tenant_limits_;
+  std::mutex tenant_mu_;
+  absl::flat_hash_map<std::string, std::string> tenant_of_;  // job -> tenant
 };
 
 // Page tokens of ListRecords: "<run_id>:<step>" behind a version tag.

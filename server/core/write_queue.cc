@@ -192,7 +192,12 @@ void WriteQueue::CommitGroup(std::vector<PendingBatch>& group) {
       absl::StatusOr<BatchResult> r = WriteBatch(batch, now_us);
       absl::Status end = r.ok() ? writer_->ReleaseSavepoint() : writer_->RollbackToSavepoint();
       if (!end.ok()) {
-        txn = end;
+        // An I/O error or a full disk inside a statement can make SQLite roll
+        // back the whole transaction, savepoint included ("no such
+        // savepoint"): the batch's own error is then what failed the group.
+        txn = r.ok() ? end
+                     : absl::Status(r.status().code(), absl::StrCat(r.status().message(),
+                                                                    " (transaction rolled back)"));
         break;
       }
       results.push_back(std::move(r));

@@ -12,6 +12,9 @@
 #include <cerrno>
 #include <string>
 
+#include <openssl/err.h>
+
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace surge::http {
@@ -47,14 +50,28 @@ void AddressOf(int sock, bool peer, std::string& ip, int& port) {
   ip = buf;
 }
 
+// OpenSSL's last error as text.
+std::string SslError() {
+  char buf[256] = {0};
+  ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+  return buf;
+}
+
+// SO_RCVTIMEO and SO_SNDTIMEO of `sock` (bounds blocking TLS reads/writes).
+void SetSocketTimeouts(int sock, absl::Duration timeout) {
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 // A socket stream with httplib's per-read timeouts and, while a request's
 // headers are being read, a deadline for all of them. Reads are buffered (the
-// header parser reads a byte at a time).
+// header parser reads a byte at a time). With `ssl` the bytes go through TLS.
 class GuardedStream final : public httplib::Stream {
  public:
-  GuardedStream(int sock, absl::Duration read_timeout, absl::Duration write_timeout,
+  GuardedStream(int sock, SSL* ssl, absl::Duration read_timeout, absl::Duration write_timeout,
                 absl::Duration header_timeout)
-      : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout),
+      : sock_(sock), ssl_(ssl), read_timeout_(read_timeout), write_timeout_(write_timeout),
         header_timeout_(header_timeout) {}
 
   // A new request begins: its headers are due within header_timeout.
@@ -64,20 +81,24 @@ class GuardedStream final : public httplib::Stream {
   bool cut() const { return cut_; }
 
   bool is_readable() const override {
-    return buffered() > 0 || PollFor(sock_, POLLIN, ReadWait());
+    return buffered() > 0 || SslPending() || PollFor(sock_, POLLIN, ReadWait());
   }
   bool is_writable() const override { return PollFor(sock_, POLLOUT, write_timeout_); }
 
   ssize_t read(char* ptr, size_t size) override {
     if (buffered() == 0) {
-      if (!PollFor(sock_, POLLIN, ReadWait())) {
+      if (!SslPending() && !PollFor(sock_, POLLIN, ReadWait())) {
         if (absl::Now() >= deadline_) cut_ = true;
         return -1;
       }
       ssize_t n;
-      do {
-        n = ::recv(sock_, buf_, sizeof(buf_), 0);
-      } while (n < 0 && errno == EINTR);
+      if (ssl_ != nullptr) {
+        n = SSL_read(ssl_, buf_, sizeof(buf_));
+      } else {
+        do {
+          n = ::recv(sock_, buf_, sizeof(buf_), 0);
+        } while (n < 0 && errno == EINTR);
+      }
       if (n <= 0) return n;
       begin_ = 0;
       end_ = static_cast<size_t>(n);
@@ -90,6 +111,10 @@ class GuardedStream final : public httplib::Stream {
 
   ssize_t write(const char* ptr, size_t size) override {
     if (!is_writable()) return -1;
+    if (ssl_ != nullptr) {
+      const int n = SSL_write(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+      return n > 0 ? n : -1;
+    }
     ssize_t n;
     do {
       n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
@@ -107,12 +132,14 @@ class GuardedStream final : public httplib::Stream {
 
  private:
   size_t buffered() const { return end_ - begin_; }
+  bool SslPending() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
   // The per-read timeout, cut short by the header deadline.
   absl::Duration ReadWait() const {
     return std::min(read_timeout_, std::max(absl::ZeroDuration(), deadline_ - absl::Now()));
   }
 
   const int sock_;
+  SSL* const ssl_;
   const absl::Duration read_timeout_;
   const absl::Duration write_timeout_;
   const absl::Duration header_timeout_;
@@ -126,6 +153,40 @@ class GuardedStream final : public httplib::Stream {
 thread_local GuardedStream* current_stream = nullptr;
 
 }  // namespace
+
+GuardedServer::~GuardedServer() {
+  if (ssl_ctx_ != nullptr) SSL_CTX_free(ssl_ctx_);
+}
+
+absl::Status GuardedServer::EnableTls(const TlsFiles& files) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return absl::InternalError(absl::StrCat("TLS: ", SslError()));
+  auto fail = [&](const std::string& what) {
+    std::string error = SslError();
+    SSL_CTX_free(ctx);
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", error));
+  };
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_file.c_str()) != 1) {
+    return fail(absl::StrCat("TLS certificate ", files.cert_file, " cannot be used"));
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail(absl::StrCat("TLS key ", files.key_file, " cannot be used"));
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return fail(absl::StrCat("TLS key ", files.key_file, " does not match certificate ",
+                             files.cert_file));
+  }
+  if (!files.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, files.client_ca_file.c_str(), nullptr) != 1) {
+      return fail(absl::StrCat("TLS client CA ", files.client_ca_file, " cannot be used"));
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  if (ssl_ctx_ != nullptr) SSL_CTX_free(ssl_ctx_);
+  ssl_ctx_ = ctx;
+  return absl::OkStatus();
+}
 
 void GuardedServer::RequestStarted() {
   if (current_stream != nullptr) current_stream->HeadersDone();
@@ -151,8 +212,24 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     ::close(sock);
     return false;
   }
-  GuardedStream strm(sock,
-                     absl::Seconds(read_timeout_sec_) + absl::Microseconds(read_timeout_usec_),
+  const absl::Duration read_timeout =
+      absl::Seconds(read_timeout_sec_) + absl::Microseconds(read_timeout_usec_);
+  SSL* ssl = nullptr;
+  if (ssl_ctx_ != nullptr) {
+    // The handshake is due within the header deadline; afterwards a blocking
+    // TLS read or write (a partial record) waits at most the read timeout.
+    ssl = SSL_new(ssl_ctx_);
+    SetSocketTimeouts(sock, limits_.header_timeout);
+    if (ssl == nullptr || SSL_set_fd(ssl, sock) != 1 || SSL_accept(ssl) != 1) {
+      ++tls_failed_;
+      if (ssl != nullptr) SSL_free(ssl);
+      ::shutdown(sock, SHUT_RDWR);
+      ::close(sock);
+      return false;
+    }
+    SetSocketTimeouts(sock, read_timeout);
+  }
+  GuardedStream strm(sock, ssl, read_timeout,
                      absl::Seconds(write_timeout_sec_) + absl::Microseconds(write_timeout_usec_),
                      limits_.header_timeout);
   current_stream = &strm;
@@ -169,6 +246,10 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     --count;
   }
   current_stream = nullptr;
+  if (ssl != nullptr) {
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+  }
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
   return ret;

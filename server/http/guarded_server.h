@@ -15,17 +15,34 @@
 // whose reads fail once the header deadline has passed; the pre-routing hook
 // (all headers read) calls RequestStarted() on the worker's thread, which
 // lifts the deadline until the next request.
+//
+// TLS (EnableTls): the same loop over OpenSSL. The handshake must finish
+// within the header deadline; with a client CA, a client without a
+// certificate signed by it fails the handshake (mutual TLS).
 #ifndef SURGE_SERVER_HTTP_GUARDED_SERVER_H_
 #define SURGE_SERVER_HTTP_GUARDED_SERVER_H_
 
 #include <httplib.h>
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <cstdint>
+#include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace surge::http {
+
+// PEM files of a TLS server: its certificate chain and key, and optionally
+// the CA that client certificates must be signed by (mutual TLS).
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // empty: no client certificates asked for
+  bool enabled() const { return !cert_file.empty(); }
+};
 
 struct ConnectionLimits {
   absl::Duration header_timeout = absl::Seconds(10);
@@ -35,6 +52,12 @@ struct ConnectionLimits {
 class GuardedServer : public httplib::Server {
  public:
   explicit GuardedServer(const ConnectionLimits& limits) : limits_(limits) {}
+  ~GuardedServer() override;
+
+  // Serves HTTPS (TLS 1.2 or newer) from now on. INVALID_ARGUMENT naming the
+  // file that cannot be read or does not match.
+  absl::Status EnableTls(const TlsFiles& files);
+  bool tls() const { return ssl_ctx_ != nullptr; }
 
   // On the worker thread of the current connection: the request's headers
   // are all in; no deadline until the next request begins.
@@ -42,14 +65,17 @@ class GuardedServer : public httplib::Server {
 
   int64_t connections_cut() const { return cut_.load(); }
   int64_t connections_refused() const { return refused_.load(); }
+  int64_t tls_handshakes_failed() const { return tls_failed_.load(); }
 
  private:
   bool process_and_close_socket(socket_t sock) override;
 
   const ConnectionLimits limits_;
+  SSL_CTX* ssl_ctx_ = nullptr;
   std::atomic<int> open_{0};
   std::atomic<int64_t> cut_{0};
   std::atomic<int64_t> refused_{0};
+  std::atomic<int64_t> tls_failed_{0};
 };
 
 }  // namespace surge::http

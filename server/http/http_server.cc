@@ -54,6 +54,16 @@ std::string AcceptEncodingWithoutBrotli(const std::string& accept_encoding) {
   return absl::StrJoin(kept, ", ");
 }
 
+std::string HostName(const std::string& host_header) {
+  std::string host = absl::AsciiStrToLower(absl::StripAsciiWhitespace(host_header));
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    return close == std::string::npos ? host : host.substr(1, close - 1);
+  }
+  size_t colon = host.find(':');
+  return colon == std::string::npos ? host : host.substr(0, colon);
+}
+
 absl::Status ParseHostPort(const std::string& listen, std::string* host, int* port) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 ||
@@ -85,6 +95,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   absl::Status parsed = ParseHostPort(options.listen, &host, &port);
   if (!parsed.ok()) return parsed;
   std::unique_ptr<HttpServer> s(new HttpServer(options, core, metrics));
+  if (options.tls.enabled()) {
+    absl::Status tls = static_cast<GuardedServer*>(s->server_.get())->EnableTls(options.tls);
+    if (!tls.ok()) return tls;
+  }
   int threads = options.threads;
   s->server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // httplib's default sets SO_REUSEPORT, which would let a second server share
@@ -103,8 +117,19 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   // page on the 2-core VM, against ~10 ms for gzip, which made the page of a
   // job with 140 full runs take 14 s to load. Offer it gzip only. The request
   // object is httplib's own mutable one, passed to handlers as const.
-  s->server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  HttpServer* self = s.get();
+  s->server_->set_pre_routing_handler([self](const httplib::Request& req,
+                                             httplib::Response& res) {
     GuardedServer::RequestStarted();  // headers in: no header deadline while answering
+    if (req.path != "/healthz" && !self->HostAllowed(req.get_header_value("Host"))) {
+      res.status = 421;
+      res.set_content(absl::StrCat("Host '", req.get_header_value("Host").substr(0, 200),
+                                   "' is not served here (allowed: ",
+                                   absl::StrJoin(self->options_.allowed_hosts, ", "),
+                                   "; see --http_allowed_hosts)\n"),
+                      "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     auto& headers = const_cast<httplib::Request&>(req).headers;
     auto it = headers.find("Accept-Encoding");
     if (it != headers.end()) {
@@ -157,11 +182,34 @@ HttpServer::Handler HttpServer::Timed(const std::string& route, Handler handler)
   };
 }
 
+bool HttpServer::HostAllowed(const std::string& host_header) const {
+  if (options_.allowed_hosts.empty()) return true;
+  const std::string host = HostName(host_header);
+  for (const std::string& allowed : options_.allowed_hosts) {
+    if (host == allowed) return true;
+  }
+  return false;
+}
+
+std::optional<core::Caller> HttpServer::Authenticate(const httplib::Request& req,
+                                                     httplib::Response& res) {
+  absl::StatusOr<core::Caller> caller =
+      core_->Authenticate(req.get_header_value("Authorization"));
+  if (caller.ok()) return *caller;
+  res.set_header("WWW-Authenticate", "Bearer realm=\"surge\"");
+  SendError(res, caller.status());
+  return std::nullopt;
+}
+
 void HttpServer::ApiGet(
     const std::string& route, const std::string& pattern,
-    std::function<absl::StatusOr<std::string>(const httplib::Request&)> call) {
-  server_->Get(pattern, Timed(route, [call](const httplib::Request& req, httplib::Response& res) {
-                 absl::StatusOr<std::string> body = call(req);
+    std::function<absl::StatusOr<std::string>(const httplib::Request&, const core::Caller&)>
+        call) {
+  server_->Get(pattern, Timed(route, [this, call](const httplib::Request& req,
+                                                  httplib::Response& res) {
+                 std::optional<core::Caller> caller = Authenticate(req, res);
+                 if (!caller) return;
+                 absl::StatusOr<std::string> body = call(req, *caller);
                  if (body.ok()) {
                    SendJson(res, 200, *body);
                  } else {
@@ -172,29 +220,31 @@ void HttpServer::ApiGet(
 
 void HttpServer::AddRoutes() {
   const std::string job = "/api/v1/jobs/([^/]+)";
-  ApiGet("jobs", "/api/v1/jobs", [this](const httplib::Request& req) {
-    return api_.ListJobs(req.params);
+  ApiGet("jobs", "/api/v1/jobs", [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.ListJobs(req.params, caller);
   });
-  ApiGet("job", job, [this](const httplib::Request& req) {
-    return api_.GetJob(req.matches[1], req.params);
+  ApiGet("job", job, [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.GetJob(req.matches[1], req.params, caller);
   });
-  ApiGet("runs", job + "/runs", [this](const httplib::Request& req) {
-    return api_.ListRuns(req.matches[1], req.params);
+  ApiGet("runs", job + "/runs", [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.ListRuns(req.matches[1], req.params, caller);
   });
-  ApiGet("records", job + "/records", [this](const httplib::Request& req) {
-    return api_.ListRecords(req.matches[1], req.params);
+  ApiGet("records", job + "/records", [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.ListRecords(req.matches[1], req.params, caller);
   });
-  ApiGet("fit", job + "/fit", [this](const httplib::Request& req) {
-    return api_.GetFit(req.matches[1], req.params);
+  ApiGet("fit", job + "/fit", [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.GetFit(req.matches[1], req.params, caller);
   });
-  ApiGet("advice", job + "/advice", [this](const httplib::Request& req) {
-    return api_.GetAdvice(req.matches[1], req.params);
+  ApiGet("advice", job + "/advice", [this](const httplib::Request& req, const core::Caller& caller) {
+    return api_.GetAdvice(req.matches[1], req.params, caller);
   });
   server_->Get(job + "/fit/events",
                Timed("fit_events", [this](const httplib::Request& req, httplib::Response& res) {
+                 std::optional<core::Caller> caller = Authenticate(req, res);
+                 if (!caller) return;
                  absl::Status query = CheckQuery(req.params, {});
                  if (!query.ok()) return SendError(res, query);
-                 StreamFits(req.matches[1], res);
+                 StreamFits(req.matches[1], *caller, res);
                }));
   server_->Get("/api/.*", Timed("api_unknown", [](const httplib::Request& req,
                                                   httplib::Response& res) {
@@ -202,8 +252,9 @@ void HttpServer::AddRoutes() {
                                     "no API endpoint ", req.path,
                                     " (see docs/dashboard.md for the routes)")));
                }));
-  server_->Get("/metrics", Timed("metrics", [this](const httplib::Request&,
+  server_->Get("/metrics", Timed("metrics", [this](const httplib::Request& req,
                                                    httplib::Response& res) {
+                 if (!Authenticate(req, res)) return;  // any valid token
                  res.status = 200;
                  res.set_content(metrics_->Render(), "text/plain; version=0.0.4; charset=utf-8");
                }));
@@ -272,8 +323,9 @@ void HttpServer::ServeAsset(const std::string& name, httplib::Response& res) {
   res.set_content(body, ContentTypeFor(name));
 }
 
-void HttpServer::StreamFits(const std::string& job, httplib::Response& res) {
-  absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest = core_->LatestFit(job);
+void HttpServer::StreamFits(const std::string& job, const core::Caller& caller,
+                            httplib::Response& res) {
+  absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest = core_->LatestFit(job, caller);
   if (!latest.ok()) return SendError(res, latest.status());
   if (open_streams_.fetch_add(1) >= options_.max_fit_streams) {
     open_streams_.fetch_sub(1);

@@ -7,14 +7,21 @@
 //   /healthz      "ok" while serving, 503 once shutting down;
 //   /, /jobs/{job}, /static/*   the dashboard (embedded static files).
 // Any method other than GET/HEAD is answered 405. Binds to loopback by default.
+// On a server with tokens, /api/ and /metrics need "Authorization: Bearer
+// <token>" (401 without, 403 for a role that may not); the pages and
+// /healthz do not (they hold no data). A Host header not in `allowed_hosts`
+// gets 421 (DNS rebinding: a page on another site whose name resolves to
+// 127.0.0.1 must not read the API), except on /healthz.
 // Start() returns once the port is bound; requests run on a thread pool.
 #ifndef SURGE_SERVER_HTTP_HTTP_SERVER_H_
 #define SURGE_SERVER_HTTP_HTTP_SERVER_H_
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -44,6 +51,11 @@ struct HttpOptions {
   // Slow or numerous clients: a header deadline and a connection cap
   // (guarded_server.h).
   ConnectionLimits limits;
+  // Host names (no port) that requests may name in their Host header,
+  // lower-case; empty: any.
+  std::vector<std::string> allowed_hosts;
+  // HTTPS from these files when cert_file is set.
+  TlsFiles tls;
 };
 
 class HttpServer {
@@ -70,9 +82,14 @@ class HttpServer {
   void AddRoutes();
   // Wraps a handler so that its latency and status are recorded under `route`.
   Handler Timed(const std::string& route, Handler handler);
+  // A JSON API route: the request is authenticated, then `call` answers.
   void ApiGet(const std::string& route, const std::string& pattern,
-              std::function<absl::StatusOr<std::string>(const httplib::Request&)> call);
-  void StreamFits(const std::string& job, httplib::Response& res);
+              std::function<absl::StatusOr<std::string>(const httplib::Request&,
+                                                        const core::Caller&)> call);
+  // The Caller of a request's Authorization header; on failure the 401 is sent.
+  std::optional<core::Caller> Authenticate(const httplib::Request& req, httplib::Response& res);
+  bool HostAllowed(const std::string& host_header) const;
+  void StreamFits(const std::string& job, const core::Caller& caller, httplib::Response& res);
   void ServeAsset(const std::string& name, httplib::Response& res);
 
   const HttpOptions options_;
@@ -90,6 +107,10 @@ class HttpServer {
 
 // Splits "host:port" ("[::1]:8080" for IPv6); INVALID_ARGUMENT otherwise.
 absl::Status ParseHostPort(const std::string& listen, std::string* host, int* port);
+
+// The host name of a Host header value, lower-case, without the port or the
+// brackets of an IPv6 address ("[::1]:8080" -> "::1").
+std::string HostName(const std::string& host_header);
 
 // An Accept-Encoding value without "br" (e.g. "gzip, deflate, br" ->
 // "gzip, deflate"): responses are then gzip-compressed, not brotli-compressed

@@ -132,30 +132,33 @@ absl::Status ParsePage(const QueryParams& query, Request* request) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> JsonApi::ListJobs(const QueryParams& query) {
+absl::StatusOr<std::string> JsonApi::ListJobs(const QueryParams& query,
+    const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {"page_size", "page_token"}));
   surge::v1::ListJobsRequest request;
   SURGE_RETURN_IF_ERROR(ParsePage(query, &request));
-  return Render(core_->ListJobs(request));
+  return Render(core_->ListJobs(request, caller));
 }
 
-absl::StatusOr<std::string> JsonApi::GetJob(const std::string& job, const QueryParams& query) {
+absl::StatusOr<std::string> JsonApi::GetJob(const std::string& job, const QueryParams& query,
+    const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
   surge::v1::GetJobRequest request;
   request.set_name(job);
-  return Render(core_->GetJob(request));
+  return Render(core_->GetJob(request, caller));
 }
 
-absl::StatusOr<std::string> JsonApi::ListRuns(const std::string& job, const QueryParams& query) {
+absl::StatusOr<std::string> JsonApi::ListRuns(const std::string& job, const QueryParams& query,
+    const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {"page_size", "page_token"}));
   surge::v1::ListRunsRequest request;
   request.set_job(job);
   SURGE_RETURN_IF_ERROR(ParsePage(query, &request));
-  return Render(core_->ListRuns(request));
+  return Render(core_->ListRuns(request, caller));
 }
 
 absl::StatusOr<std::string> JsonApi::ListRecords(const std::string& job,
-                                                 const QueryParams& query) {
+    const QueryParams& query, const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {"run", "page_size", "page_token"}));
   surge::v1::ListRecordsRequest request;
   request.set_job(job);
@@ -169,18 +172,19 @@ absl::StatusOr<std::string> JsonApi::ListRecords(const std::string& job,
     }
     request.set_page_size(page_size);  // the core checks the range 1..100000
   }
-  return Render(core_->ListRecords(request));
+  return Render(core_->ListRecords(request, caller));
 }
 
-absl::StatusOr<std::string> JsonApi::GetFit(const std::string& job, const QueryParams& query) {
+absl::StatusOr<std::string> JsonApi::GetFit(const std::string& job, const QueryParams& query,
+    const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(query, {}));
   surge::v1::GetFitRequest request;
   request.set_job(job);
-  return Render(core_->GetFit(request));
+  return Render(core_->GetFit(request, caller));
 }
 
 absl::StatusOr<std::string> JsonApi::GetAdvice(const std::string& job,
-                                               const QueryParams& query) {
+    const QueryParams& query, const core::Caller& caller) {
   SURGE_RETURN_IF_ERROR(CheckQuery(
       query, {"batch_size", "step", "criterion", "ref_batch_size", "ref_lr", "ref_step", "ref_loss"}));
   surge::v1::GetAdviceRequest request;
@@ -206,7 +210,7 @@ absl::StatusOr<std::string> JsonApi::GetAdvice(const std::string& job,
     request.set_criterion(*criterion);
   }
   SURGE_RETURN_IF_ERROR(ParseReference(query, &request));
-  return Render(core_->GetAdvice(request));
+  return Render(core_->GetAdvice(request, caller));
 }
 
 }  // namespace surge::http

@@ -4,7 +4,8 @@
 // protobuf's JSON mapping (the options of `surge ... --json`: lowerCamelCase
 // names, defaults printed, int64 as strings, NaN/Infinity as strings), so
 // HTTP and gRPC share one schema. No HTTP library types appear here, so the
-// mapping is testable without a socket. Thread-safe (SurgeCore is).
+// mapping is testable without a socket. Every method acts for a Caller (the
+// HTTP layer authenticates the request). Thread-safe (SurgeCore is).
 #ifndef SURGE_SERVER_HTTP_JSON_API_H_
 #define SURGE_SERVER_HTTP_JSON_API_H_
 
@@ -28,21 +29,27 @@ class JsonApi {
   explicit JsonApi(core::SurgeCore* core) : core_(core) {}
 
   // GET /api/v1/jobs -> ListJobsResponse.
-  absl::StatusOr<std::string> ListJobs(const QueryParams& query);
+  absl::StatusOr<std::string> ListJobs(const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
   // GET /api/v1/jobs/{job} -> Job.
-  absl::StatusOr<std::string> GetJob(const std::string& job, const QueryParams& query);
+  absl::StatusOr<std::string> GetJob(const std::string& job, const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
   // GET /api/v1/jobs/{job}/runs -> ListRunsResponse.
-  absl::StatusOr<std::string> ListRuns(const std::string& job, const QueryParams& query);
+  absl::StatusOr<std::string> ListRuns(const std::string& job, const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
   // GET /api/v1/jobs/{job}/records?run=&page_size=&page_token= -> ListRecordsResponse.
-  absl::StatusOr<std::string> ListRecords(const std::string& job, const QueryParams& query);
+  absl::StatusOr<std::string> ListRecords(const std::string& job, const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
   // GET /api/v1/jobs/{job}/fit -> Fit.
-  absl::StatusOr<std::string> GetFit(const std::string& job, const QueryParams& query);
+  absl::StatusOr<std::string> GetFit(const std::string& job, const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
   // GET /api/v1/jobs/{job}/advice?batch_size=&step=&criterion= -> Advice.
   // criterion: a Criterion enum name (CRITERION_FASTEST) or its short name
   // (fastest, improvement); absent or empty: CRITERION_UNSPECIFIED (= improvement).
   // &ref_batch_size=&ref_lr=[&ref_step=|&ref_loss=]: a reference (both or
   // neither of the first two) -> Advice.transfer.
-  absl::StatusOr<std::string> GetAdvice(const std::string& job, const QueryParams& query);
+  absl::StatusOr<std::string> GetAdvice(const std::string& job, const QueryParams& query,
+      const core::Caller& caller = core::Caller::Local());
 
  private:
   core::SurgeCore* const core_;

@@ -10,11 +10,59 @@
 #include <chrono>
 #include <iostream>
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/rpc/parse_error_interceptor.h"
+#include "server/util/host.h"
 #include "server/util/status_macros.h"
 
 namespace surge::rpc {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS ", what, " ", path, ": cannot be read or is not PEM"));
+  }
+  return text.str();
+}
+
+// gRPC's TLS credentials from PEM files; client certificates required and
+// verified against client_ca_file when it is given.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
+    const http::TlsFiles& tls) {
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  SURGE_ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key_file, "key"));
+  SURGE_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(tls.cert_file, "certificate"));
+  ssl.pem_key_cert_pairs.push_back(pair);
+  if (!tls.client_ca_file.empty()) {
+    SURGE_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(tls.client_ca_file, "client CA"));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+// The Host names the dashboard answers to: the loopback names, the HTTP
+// listen host unless it is a wildcard, and http_allowed_hosts. None (any
+// host) for a wildcard listen host without http_allowed_hosts: such a server
+// has tokens, which a rebinding page does not hold.
+std::vector<std::string> AllowedHosts(const ServerOptions& options) {
+  const std::string host = absl::AsciiStrToLower(util::HostOf(options.http_listen));
+  if (util::IsWildcardHost(host) && options.http_allowed_hosts.empty()) return {};
+  std::vector<std::string> hosts = {"localhost", "127.0.0.1", "::1"};
+  if (!util::IsWildcardHost(host)) hosts.push_back(host);
+  for (const std::string& h : options.http_allowed_hosts) hosts.push_back(absl::AsciiStrToLower(h));
+  return hosts;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOptions& options) {
   // A server without readers would hang every read (main.cc checks every
@@ -22,6 +70,20 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
   if (options.core.max_readers < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_readers must be >= 1, got ", options.core.max_readers));
+  }
+  // Without tokens anyone who reaches the port may read and delete every
+  // job: only this machine may reach it.
+  if (options.core.tokens_file.empty()) {
+    for (const std::string& listen : {options.listen, options.http_listen}) {
+      if (listen.empty() || util::IsLoopbackHost(util::HostOf(listen))) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to listen on ", listen,
+          " without tokens: give a token file (--tokens_file) or listen on 127.0.0.1"));
+    }
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls.enabled()) {
+    SURGE_ASSIGN_OR_RETURN(credentials, TlsCredentials(options.tls));
   }
   std::unique_ptr<SurgeServer> s(new SurgeServer());
   s->options_ = options;
@@ -49,7 +111,7 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
   // start and take half of the new connections, and port 0 would be bound
   // twice (two different ports, one reported). The port is ours alone.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, credentials, &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -67,6 +129,8 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
     http::HttpOptions http_options;
     http_options.listen = options.http_listen;
     http_options.static_dir = options.http_static_dir;
+    http_options.tls = options.tls;
+    http_options.allowed_hosts = AllowedHosts(options);
     absl::StatusOr<std::unique_ptr<http::HttpServer>> http =
         http::HttpServer::Start(http_options, s->core_.get(), metrics);
     if (http.ok()) {

@@ -5,6 +5,8 @@
 // (store::DbLock: one server per file) and refuses a database that is damaged
 // or cannot be written (store::CheckDatabaseAtStart) before it serves; its
 // ports are its own (no SO_REUSEPORT: a second server on them fails to start).
+// Without a token file it serves loopback addresses only; with `tls` both
+// gRPC and HTTP speak TLS from the same certificate (docs/security.md).
 #ifndef SURGE_SERVER_RPC_SERVER_H_
 #define SURGE_SERVER_RPC_SERVER_H_
 
@@ -12,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -41,6 +44,12 @@ struct ServerOptions {
   bool http_listen_required = false;
   // Serve the dashboard files from this folder instead of the embedded copy.
   std::string http_static_dir;
+  // Host names the dashboard may be reached by (beside the HTTP listen host
+  // and the loopback names); see HttpOptions::allowed_hosts.
+  std::vector<std::string> http_allowed_hosts;
+  // TLS for gRPC and HTTP; with client_ca_file, clients need a certificate
+  // signed by it (mutual TLS).
+  http::TlsFiles tls;
 };
 
 class SurgeServer {
@@ -48,7 +57,8 @@ class SurgeServer {
   // Locks and checks the database, opens it and starts serving.
   // FAILED_PRECONDITION when another server holds the database or it cannot
   // be written, DATA_LOSS when it is damaged, UNAVAILABLE when a port cannot
-  // be bound (in use), INVALID_ARGUMENT for options out of range.
+  // be bound (in use), INVALID_ARGUMENT for options out of range or a
+  // non-loopback address without a token file.
   static absl::StatusOr<std::unique_ptr<SurgeServer>> Start(const ServerOptions& options);
   ~SurgeServer();
 
@@ -58,6 +68,9 @@ class SurgeServer {
   int http_port() const { return http_ ? http_->port() : 0; }
   // The core below the network (in-process callers, benchmarks, tests).
   core::SurgeCore& core() { return *core_; }
+  // Re-reads the token file (SIGHUP): new tokens work and removed ones stop
+  // at once; on error the old tokens stay and the error is returned.
+  absl::Status ReloadTokens() { return core_->ReloadTokens(); }
 
   // Graceful stop: refuse new calls, let in-flight calls finish within the
   // grace period (then cancel them), commit what is queued, close the DB.

@@ -1,6 +1,8 @@
 // Thin gRPC handlers: call the core, convert the status once.
 #include "server/rpc/surge_service.h"
 
+#include <grpc/grpc.h>
+
 #include <thread>
 #include <utility>
 
@@ -22,6 +24,24 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
+absl::StatusOr<core::Caller> SurgeService::CallerOf(const grpc::ServerContext* context) const {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  std::string authorization;
+  if (it != metadata.end()) authorization.assign(it->second.data(), it->second.size());
+  return core_->Authenticate(authorization);
+}
+
+template <typename Call>
+grpc::Status SurgeService::Authenticated(const char* method, const grpc::ServerContext* context,
+                                         Call&& call) {
+  return Measured(method, [&] {
+    absl::StatusOr<core::Caller> caller = CallerOf(context);
+    if (!caller.ok()) return ToGrpcStatus(caller.status());
+    return call(*caller);
+  });
+}
+
 template <typename Call>
 grpc::Status SurgeService::Measured(const char* method, Call&& call) {
   absl::Time start = absl::Now();
@@ -33,68 +53,90 @@ grpc::Status SurgeService::Measured(const char* method, Call&& call) {
   return status;
 }
 
-grpc::Status SurgeService::CreateJob(grpc::ServerContext*,
+grpc::Status SurgeService::CreateJob(grpc::ServerContext* context,
                                      const surge::v1::CreateJobRequest* request,
                                      surge::v1::Job* response) {
-  return Measured("CreateJob", [&] { return Reply(core_->CreateJob(*request), response); });
+  return Authenticated("CreateJob", context, [&](const core::Caller& caller) {
+    return Reply(core_->CreateJob(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::GetJob(grpc::ServerContext*, const surge::v1::GetJobRequest* request,
+grpc::Status SurgeService::GetJob(grpc::ServerContext* context, const surge::v1::GetJobRequest* request,
                                   surge::v1::Job* response) {
-  return Measured("GetJob", [&] { return Reply(core_->GetJob(*request), response); });
+  return Authenticated("GetJob", context, [&](const core::Caller& caller) {
+    return Reply(core_->GetJob(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::ListJobs(grpc::ServerContext*,
+grpc::Status SurgeService::ListJobs(grpc::ServerContext* context,
                                     const surge::v1::ListJobsRequest* request,
                                     surge::v1::ListJobsResponse* response) {
-  return Measured("ListJobs", [&] { return Reply(core_->ListJobs(*request), response); });
+  return Authenticated("ListJobs", context, [&](const core::Caller& caller) {
+    return Reply(core_->ListJobs(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::DeleteRun(grpc::ServerContext*,
+grpc::Status SurgeService::DeleteRun(grpc::ServerContext* context,
                                      const surge::v1::DeleteRunRequest* request,
                                      surge::v1::DeleteRunResponse* response) {
-  return Measured("DeleteRun", [&] { return Reply(core_->DeleteRun(*request), response); });
+  return Authenticated("DeleteRun", context, [&](const core::Caller& caller) {
+    return Reply(core_->DeleteRun(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::DeleteJob(grpc::ServerContext*,
+grpc::Status SurgeService::DeleteJob(grpc::ServerContext* context,
                                      const surge::v1::DeleteJobRequest* request,
                                      surge::v1::DeleteJobResponse* response) {
-  return Measured("DeleteJob", [&] { return Reply(core_->DeleteJob(*request), response); });
+  return Authenticated("DeleteJob", context, [&](const core::Caller& caller) {
+    return Reply(core_->DeleteJob(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::CreateRun(grpc::ServerContext*,
+grpc::Status SurgeService::CreateRun(grpc::ServerContext* context,
                                      const surge::v1::CreateRunRequest* request,
                                      surge::v1::Run* response) {
-  return Measured("CreateRun", [&] { return Reply(core_->CreateRun(*request), response); });
+  return Authenticated("CreateRun", context, [&](const core::Caller& caller) {
+    return Reply(core_->CreateRun(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::ListRuns(grpc::ServerContext*,
+grpc::Status SurgeService::ListRuns(grpc::ServerContext* context,
                                     const surge::v1::ListRunsRequest* request,
                                     surge::v1::ListRunsResponse* response) {
-  return Measured("ListRuns", [&] { return Reply(core_->ListRuns(*request), response); });
+  return Authenticated("ListRuns", context, [&](const core::Caller& caller) {
+    return Reply(core_->ListRuns(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::ListRecords(grpc::ServerContext*,
+grpc::Status SurgeService::ListRecords(grpc::ServerContext* context,
                                        const surge::v1::ListRecordsRequest* request,
                                        surge::v1::ListRecordsResponse* response) {
-  return Measured("ListRecords", [&] { return Reply(core_->ListRecords(*request), response); });
+  return Authenticated("ListRecords", context, [&](const core::Caller& caller) {
+    return Reply(core_->ListRecords(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::AddOptima(grpc::ServerContext*,
+grpc::Status SurgeService::AddOptima(grpc::ServerContext* context,
                                      const surge::v1::AddOptimaRequest* request,
                                      surge::v1::AddOptimaResponse* response) {
-  return Measured("AddOptima", [&] { return Reply(core_->AddOptima(*request), response); });
+  return Authenticated("AddOptima", context, [&](const core::Caller& caller) {
+    return Reply(core_->AddOptima(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::GetFit(grpc::ServerContext*, const surge::v1::GetFitRequest* request,
+grpc::Status SurgeService::GetFit(grpc::ServerContext* context, const surge::v1::GetFitRequest* request,
                                   surge::v1::Fit* response) {
-  return Measured("GetFit", [&] { return Reply(core_->GetFit(*request), response); });
+  return Authenticated("GetFit", context, [&](const core::Caller& caller) {
+    return Reply(core_->GetFit(*request, caller), response);
+  });
 }
 
-grpc::Status SurgeService::GetAdvice(grpc::ServerContext*,
+grpc::Status SurgeService::GetAdvice(grpc::ServerContext* context,
                                      const surge::v1::GetAdviceRequest* request,
                                      surge::v1::Advice* response) {
-  return Measured("GetAdvice", [&] { return Reply(core_->GetAdvice(*request), response); });
+  return Authenticated("GetAdvice", context, [&](const core::Caller& caller) {
+    return Reply(core_->GetAdvice(*request, caller), response);
+  });
 }
 
 // Sends the latest fit, then each newer one; polls for cancellation once a
@@ -102,13 +144,17 @@ grpc::Status SurgeService::GetAdvice(grpc::ServerContext*,
 grpc::Status SurgeService::WatchFits(grpc::ServerContext* context,
                                      const surge::v1::WatchFitsRequest* request,
                                      grpc::ServerWriter<surge::v1::Fit>* writer) {
-  return Measured("WatchFits", [&] { return WatchFitsUntilCancelled(context, request, writer); });
+  return Authenticated("WatchFits", context, [&](const core::Caller& caller) {
+    return WatchFitsUntilCancelled(context, caller, request, writer);
+  });
 }
 
 grpc::Status SurgeService::WatchFitsUntilCancelled(grpc::ServerContext* context,
+                                                   const core::Caller& caller,
                                                    const surge::v1::WatchFitsRequest* request,
                                                    grpc::ServerWriter<surge::v1::Fit>* writer) {
-  absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest = core_->LatestFit(request->job());
+  absl::StatusOr<std::shared_ptr<const core::FitEntry>> latest =
+      core_->LatestFit(request->job(), caller);
   if (!latest.ok()) return ToGrpcStatus(latest.status());
   if (!writer->Write((*latest)->proto)) return grpc::Status::CANCELLED;
   int64_t version = (*latest)->proto.version();
@@ -129,12 +175,15 @@ grpc::Status SurgeService::WatchFitsUntilCancelled(grpc::ServerContext* context,
 // flow while the client keeps sending. On a bad batch, earlier batches are
 // committed and acked before the error ends the stream.
 grpc::Status SurgeService::Ingest(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
-  return Measured("Ingest", [&] { return IngestUntilClosed(stream); });
+  return Authenticated("Ingest", context, [&](const core::Caller& caller) {
+    return IngestUntilClosed(context, caller, stream);
+  });
 }
 
 grpc::Status SurgeService::IngestUntilClosed(
+    grpc::ServerContext* context, const core::Caller& caller,
     grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream) {
   // A slot per open stream; over the cap the stream ends at once.
   struct Slot {
@@ -146,11 +195,22 @@ grpc::Status SurgeService::IngestUntilClosed(
         "too many concurrent Ingest streams (at most ", options_.max_ingest_streams,
         "); retry later, or send more records per stream")));
   }
-  std::unique_ptr<core::IngestStream> ingest = core_->OpenIngestStream();
+  absl::StatusOr<std::unique_ptr<core::IngestStream>> opened = core_->OpenIngestStream(caller);
+  if (!opened.ok()) return ToGrpcStatus(opened.status());
+  std::unique_ptr<core::IngestStream> ingest = std::move(*opened);
   std::thread acker([&] {
     bool writable = true;
     while (std::optional<surge::v1::IngestResponse> ack = ingest->NextAck()) {
       if (writable) writable = stream->Write(*ack);
+    }
+    // A failed commit (an I/O error, a full disk) ends the call now with its
+    // status: the client may be waiting for acks with nothing more to send,
+    // while this call's Read below waits for its next batch.
+    if (absl::Status failed = ingest->commit_status(); !failed.ok()) {
+      const grpc::Status end = ToGrpcStatus(failed);
+      grpc_call_cancel_with_status(context->c_call(),
+                                   static_cast<grpc_status_code>(end.error_code()),
+                                   end.error_message().c_str(), nullptr);
     }
   });
   absl::Status status;

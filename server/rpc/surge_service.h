@@ -1,6 +1,7 @@
-// SurgeService: the gRPC handlers of surge.v1.Surge. Each handler calls the
-// core, converts the status once, records the call in the metrics (when
-// given) and returns; no logic lives here.
+// SurgeService: the gRPC handlers of surge.v1.Surge. Each handler turns the
+// call's `authorization` metadata into a Caller (core), calls the core,
+// converts the status once, records the call in the metrics (when given) and
+// returns; no logic lives here.
 #ifndef SURGE_SERVER_RPC_SURGE_SERVICE_H_
 #define SURGE_SERVER_RPC_SURGE_SERVICE_H_
 
@@ -55,11 +56,17 @@ class SurgeService final : public surge::v1::Surge::Service {
       override;
 
  private:
-  grpc::Status WatchFitsUntilCancelled(grpc::ServerContext* context,
+  grpc::Status WatchFitsUntilCancelled(grpc::ServerContext* context, const core::Caller& caller,
                                        const surge::v1::WatchFitsRequest* request,
                                        grpc::ServerWriter<surge::v1::Fit>* writer);
   grpc::Status IngestUntilClosed(
+      grpc::ServerContext* context, const core::Caller& caller,
       grpc::ServerReaderWriter<surge::v1::IngestResponse, surge::v1::IngestRequest>* stream);
+  // The caller named by the call's `authorization` metadata (core::Authenticate).
+  absl::StatusOr<core::Caller> CallerOf(const grpc::ServerContext* context) const;
+  // Measured(), after authenticating the call; `call` gets the Caller.
+  template <typename Call>
+  grpc::Status Authenticated(const char* method, const grpc::ServerContext* context, Call&& call);
   // Runs `call` and records its status code and latency under `method`.
   template <typename Call>
   grpc::Status Measured(const char* method, Call&& call);

@@ -94,6 +94,12 @@ CREATE TABLE fits (
 ALTER TABLE jobs ADD COLUMN target_losses TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN k_steps INTEGER NOT NULL DEFAULT 0;
 )sql",
+      // Version 4: the tenant a job belongs to (docs/security.md); jobs made
+      // before tokens existed, or on a server without them, are "default"'s.
+      R"sql(
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX jobs_by_tenant ON jobs (tenant, name);
+)sql",
   };
   return kMigrations;
 }

@@ -28,7 +28,7 @@ constexpr char kJobSelect[] =
     "  MAX(j.update_time_us, COALESCE((SELECT MAX(update_time_us) FROM runs WHERE job_id = j.id), 0)), "
     "  (SELECT COUNT(*) FROM runs WHERE job_id = j.id), "
     "  COALESCE((SELECT SUM(record_count) FROM runs WHERE job_id = j.id), 0), "
-    "  j.target_losses, j.k_steps "
+    "  j.target_losses, j.k_steps, j.tenant "
     "FROM jobs j ";
 
 std::optional<double> OptDouble(const Statement& s, int col) {
@@ -36,11 +36,14 @@ std::optional<double> OptDouble(const Statement& s, int col) {
   return s.ColumnDouble(col);
 }
 
-// Busy timeout, WAL, synchronous=FULL, foreign keys, checkpoint interval.
+// Busy timeout, WAL, synchronous (FULL unless a test asks for NORMAL),
+// foreign keys, checkpoint interval.
 absl::Status ConfigureConnection(SqliteDb& db, const StoreOptions& options) {
   sqlite3_busy_timeout(db.raw(), options.busy_timeout_ms);
   SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL;"));
-  SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=FULL;"));
+  SURGE_RETURN_IF_ERROR(db.Exec(options.synchronous == StoreOptions::Synchronous::kNormal
+                                    ? "PRAGMA synchronous=NORMAL;"
+                                    : "PRAGMA synchronous=FULL;"));
   SURGE_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON;"));
   std::string checkpoint =
       absl::StrCat("PRAGMA wal_autocheckpoint=", options.wal_autocheckpoint_pages, ";");
@@ -202,6 +205,7 @@ absl::StatusOr<surge::v1::Job> SqliteStore::ReadJob(Statement& s) {
     if (absl::SimpleAtod(t, &v)) job.add_target_losses(v);
   }
   job.set_k_steps(static_cast<int32_t>(s.ColumnInt(9)));
+  job.set_tenant(s.ColumnText(10));
   return job;
 }
 
@@ -209,8 +213,8 @@ absl::StatusOr<surge::v1::Job> SqliteStore::CreateJob(const surge::v1::Job& job,
                                                       int64_t now_us) {
   SURGE_ASSIGN_OR_RETURN(auto insert,
                          db_->Prepare("INSERT INTO jobs (name, batch_unit, description, "
-                                      "create_time_us, update_time_us, target_losses, k_steps) "
-                                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                                      "create_time_us, update_time_us, target_losses, k_steps, "
+                                      "tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   insert->BindText(1, job.name());
   insert->BindInt(2, job.batch_unit());
   insert->BindText(3, job.description());
@@ -220,6 +224,7 @@ absl::StatusOr<surge::v1::Job> SqliteStore::CreateJob(const surge::v1::Job& job,
   for (double t : job.target_losses()) targets.push_back(absl::StrFormat("%.17g", t));
   insert->BindText(6, absl::StrJoin(targets, ","));
   insert->BindInt(7, job.k_steps());
+  insert->BindText(8, job.tenant().empty() ? std::string("default") : job.tenant());
   absl::Status status = insert->Execute();
   if (absl::IsAlreadyExists(status)) {
     return absl::AlreadyExistsError(absl::StrCat("job '", job.name(), "' already exists"));
@@ -241,11 +246,14 @@ absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobs() {
 }
 
 absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobsPage(
-    const std::string& after_name, int limit) {
+    const std::string& after_name, int limit, const std::string& tenant) {
   SURGE_ASSIGN_OR_RETURN(
-      auto select, db_->Prepare(absl::StrCat(kJobSelect, "WHERE j.name > ? ORDER BY j.name LIMIT ?")));
+      auto select,
+      db_->Prepare(absl::StrCat(kJobSelect, "WHERE j.name > ? AND (?3 = '' OR j.tenant = ?3) "
+                                            "ORDER BY j.name LIMIT ?2")));
   select->BindText(1, after_name);
   select->BindInt(2, limit);
+  select->BindText(3, tenant);
   std::vector<surge::v1::Job> jobs;
   while (true) {
     SURGE_ASSIGN_OR_RETURN(bool row, select->Step());

@@ -31,6 +31,13 @@ struct StoreOptions {
   int wal_autocheckpoint_pages = 10000;
   // Run pending migrations on open (the writer does; readers need not).
   bool migrate = true;
+  // PRAGMA synchronous. kFull, the default and what the server runs, fsyncs
+  // the WAL at every COMMIT, so a write acked after its COMMIT survives a
+  // power cut. kNormal does not (a commit is durable only once a checkpoint
+  // syncs it): only the power-cut test's self-check uses it, to show that
+  // the test sees the acked records it loses (tests/durability/).
+  enum class Synchronous { kFull, kNormal };
+  Synchronous synchronous = Synchronous::kFull;
 };
 
 // Identifies a run for ingest: ids and the batch size.
@@ -100,9 +107,11 @@ class SqliteStore {
   // NOT_FOUND when absent. Fills run_count, record_count, update_time_us.
   absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
   absl::StatusOr<std::vector<surge::v1::Job>> ListJobs();
-  // At most `limit` jobs with names after `after_name`, by name.
+  // At most `limit` jobs with names after `after_name`, by name; only
+  // `tenant`'s when it is not empty.
   absl::StatusOr<std::vector<surge::v1::Job>> ListJobsPage(const std::string& after_name,
-                                                          int limit);
+                                                          int limit,
+                                                          const std::string& tenant = "");
   absl::StatusOr<int64_t> JobId(const std::string& name);
   absl::StatusOr<DeleteCounts> DeleteJob(const std::string& name);
 

@@ -5,6 +5,7 @@ is restarting is waited for, up to the deadline), and is retried with backoff on
 UNAVAILABLE. Errors are raised as :class:`SurgeError` carrying the gRPC status
 code name (``err.code == "NOT_FOUND"``) and the server's message.
 """
+import collections
 import math
 import os
 import time
@@ -37,8 +38,68 @@ def resolve_server(server: Optional[str]) -> str:
     return server or os.environ.get("SURGE_SERVER") or DEFAULT_SERVER
 
 
-def make_channel(server: Optional[str] = None) -> grpc.Channel:
-    return grpc.insecure_channel(resolve_server(server), options=CHANNEL_OPTIONS)
+class _CallDetails(
+        collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
+                                                "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ("authorization", "Bearer <token>") to every call's metadata."""
+
+    def __init__(self, token: str):
+        self._entry = ("authorization", f"Bearer {token}")
+
+    def _details(self, d):
+        metadata = list(d.metadata or []) + [self._entry]
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return continuation(self._details(details), request_iterator)
+
+
+def _read(path: Optional[str]) -> Optional[bytes]:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def make_channel(server: Optional[str] = None, *, token: Optional[str] = None,
+                 tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None) -> grpc.Channel:
+    """A channel to `server`. `token` (default $SURGE_TOKEN) is sent with every
+    call, for a server with tokens. `tls_ca` (default $SURGE_TLS_CA), the CA
+    file of a TLS server's certificate, makes the channel TLS; `tls_cert` and
+    `tls_key` ($SURGE_TLS_CERT, $SURGE_TLS_KEY) add a client certificate
+    (mutual TLS)."""
+    target = resolve_server(server)
+    token = token if token is not None else os.environ.get("SURGE_TOKEN") or None
+    tls_ca = tls_ca or os.environ.get("SURGE_TLS_CA") or None
+    tls_cert = tls_cert or os.environ.get("SURGE_TLS_CERT") or None
+    tls_key = tls_key or os.environ.get("SURGE_TLS_KEY") or None
+    if tls_ca:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(tls_ca), private_key=_read(tls_key),
+            certificate_chain=_read(tls_cert))
+        channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    if token:
+        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
+    return channel
 
 
 class SurgeError(Exception):
@@ -182,12 +243,17 @@ class SurgeClient:
     (or use it as a context manager) when done."""
 
     def __init__(self, server: Optional[str] = None, *, timeout: float = 10.0,
-                 retries: int = 4, channel: Optional[grpc.Channel] = None):
+                 retries: int = 4, channel: Optional[grpc.Channel] = None,
+                 token: Optional[str] = None, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
+        """`token` and the TLS files as for make_channel() (defaults from the
+        environment: SURGE_TOKEN, SURGE_TLS_CA, SURGE_TLS_CERT, SURGE_TLS_KEY)."""
         self.server = resolve_server(server)
         self.timeout = timeout
         self.retries = retries
         self._own_channel = channel is None
-        self.channel = channel if channel is not None else make_channel(self.server)
+        self.channel = channel if channel is not None else make_channel(
+            self.server, token=token, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
         self.stub = pb_grpc.SurgeStub(self.channel)
 
     def close(self):
