@@ -44,10 +44,10 @@ absl::Status TenantLimits::AdmitBatch(const std::string& tenant, int64_t records
       s.tokens = std::min(rate, s.tokens + rate * absl::ToDoubleSeconds(now - s.refilled));
     }
     s.refilled = now;
-    if (s.tokens < 0) {
+    if (s.tokens <= 0) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "tenant '", tenant, "' is over its limit of ", rate,
-          " records per second; retry in ", std::max(0.001, -s.tokens / rate), " s"));
+          " records per second; retry in ", std::max(0.001, (1 - s.tokens) / rate), " s"));
     }
     s.tokens -= static_cast<double>(records);
   }

@@ -34,7 +34,7 @@ class TenantLimits {
   // A batch of `records` records and `bytes` bytes is about to be queued.
   // Records per second: a token bucket of one second's worth, refilled
   // continuously,  tokens(t) = min(rate, tokens(t0) + rate * (t - t0));
-  // a batch passes while tokens >= 0 and takes `records` (it may go below 0,
+  // a batch passes while tokens > 0 and takes `records` (it may go below 0,
   // so a batch larger than one second's worth passes once, then waits).
   absl::Status AdmitBatch(const std::string& tenant, int64_t records, int64_t bytes,
                           absl::Time now);

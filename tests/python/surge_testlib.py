@@ -22,7 +22,8 @@ class Server:
     """surge-server on 127.0.0.1; start() picks a free port the first time and
     reuses it on restarts (same port, same database file)."""
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, extra_args=()):
+        self.extra_args = list(extra_args)  # more surge-server flags (tokens, TLS)
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="surge-pytest-")
@@ -47,7 +48,7 @@ class Server:
         self.proc = subprocess.Popen(
             [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--port_file={self.port_file}",
              f"--db={self.db}", "--shutdown_grace_s=2", "--http=127.0.0.1:0",
-             f"--http_port_file={self.http_port_file}"],
+             f"--http_port_file={self.http_port_file}", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
