@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { checkProbeJobPage, newFitShown } from './job_checks.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
   (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
@@ -125,58 +126,8 @@ async function main() {
   await page.waitForSelector('body[data-state="ready"]', { timeout: 20000 });
   const loadMs = Date.now() - t0;
   console.log(`job page ready in ${loadMs} ms (in-page render ${await page.getAttribute('body', 'data-render-ms')} ms)`);
-  check('page shows the settled fit version',
-    await page.getAttribute('body', 'data-fit-version') === String(fit.version));
+  await checkProbeJobPage(page, { fit, job: JOB, cli, check });
 
-  for (const stage of fit.stages) {
-    const plot = page.locator(`[data-plot="stage-${stage.stageId}"]`);
-    const points = stage.optima.filter((o) => o.censoring === 'CENSORING_NONE').length;
-    const bounds = stage.optima.length - points;
-    const models = stage.models.filter((m) => m.fitted && m.curve.length > 0).length;
-    const drawnPoints = await plot.locator('g[data-series="optima"] circle').count();
-    const drawnBars = await plot.locator('g[data-series="optima"] line.err').count();
-    const drawnBounds = await plot.locator('g[data-series="bounds"] path.bound-mark').count();
-    const drawnCurves = await plot.locator('g[data-series^="model-"] path').count();
-    const band = await plot.locator('g[data-series="surge-band"] path').count();
-    const marker = await plot.locator('g[data-series="b-noise"] line').count();
-    check(`stage ${stage.stageId}: one circle per measured optimum`, drawnPoints === points && points >= 3,
-      `${drawnPoints} drawn, ${points} in the fit`);
-    check(`stage ${stage.stageId}: error bars on every optimum`, drawnBars === 3 * points, `${drawnBars} bar lines`);
-    check(`stage ${stage.stageId}: one arrow per censored optimum`, drawnBounds === bounds, `${drawnBounds} drawn, ${bounds} in the fit`);
-    check(`stage ${stage.stageId}: one curve per fitted model`, drawnCurves === models && models >= 2,
-      `${drawnCurves} drawn, ${models} fitted`);
-    check(`stage ${stage.stageId}: surge 95% band and B_noise marker`, band === 1 && marker === 1);
-    const rows = await page.locator(`[data-stage="${stage.stageId}"] table.models tbody tr`).count();
-    check(`stage ${stage.stageId}: model table has every model`, rows === stage.models.length, `${rows}`);
-    const labels = await plot.locator('text.axis-label').allTextContents();
-    check(`stage ${stage.stageId}: axes labelled with units`,
-      labels.length === 2 && /batch size B \(examples/.test(labels[0]) && /learning rate/.test(labels[1]), labels.join(' / '));
-  }
-  const driftPoints = await page.locator('[data-plot="drift-bnoise"] g[data-series="stages"] circle').count();
-  const identified = fit.stages.filter((s) => s.surge.bNoiseKind === 'B_NOISE_KIND_POINT').length;
-  check('drift plot: one B_noise point per identified stage', driftPoints === identified, `${driftPoints}/${identified}`);
-  check('drift plot: drift line when the drift is linear',
-    (await page.locator('[data-plot="drift-bnoise"] g[data-series="drift"] path').count()) === (fit.drift.mode === 'linear' ? 1 : 0));
-  check('loss plot: the base run\'s curve', (await page.locator('[data-plot="loss"] g[data-series="loss-base"] path').count()) === 1);
-  check('B_simple plot: one line per series',
-    (await page.locator('[data-plot="b-simple"] g[data-series^="b-simple-"] path').count()) === fit.noiseScale.length &&
-    fit.noiseScale.length > 0);
-
-  // --- the advice box against the CLI ---
-  for (const [batch, step] of [['256', '1000'], ['48', '']]) {
-    await page.fill('#advice-batch', batch);
-    await page.fill('#advice-step', step);
-    await page.click('#advice-go');
-    await page.waitForSelector('#advice-result[data-state="ready"]');
-    await page.waitForFunction((b) => document.querySelector('#advice-result').textContent.includes(`B = ${b} `), batch);
-    const shown = await page.getAttribute('#advice-lr', 'data-lr');
-    const text = await page.textContent('#advice-lr');
-    const cliArgs = ['advise', '--job', JOB, '--batch', batch, '--json', ...(step ? ['--step', step] : [])];
-    const fromCli = JSON.parse(cli(...cliArgs));
-    check(`advice B=${batch} step=${step || 'latest'} equals surge advise`,
-      Number(shown) === fromCli.lr && Number(text) === Number(fromCli.lr.toPrecision(4)),
-      `page ${text} (${shown}), CLI ${fromCli.lr}`);
-  }
   // Probes only: the answer is flagged short-horizon and the fastest criterion is not offered.
   const probeAdvice = JSON.parse(cli('advise', '--job', JOB, '--batch', '48', '--json'));
   check('probe job: advice shows the short-horizon flag and evidence probes',
@@ -208,11 +159,16 @@ async function main() {
   const before = Number(await page.getAttribute('body', 'data-fit-version'));
   const t1 = Date.now();
   cli('import', '--job', JOB, `${work}/extra.csv`);
-  await page.waitForFunction((v) => Number(document.body.dataset.fitVersion) > v, before, { timeout: 15000 })
+  await page.waitForFunction(newFitShown, before, { timeout: 15000 })
     .catch(() => {});
   const after = Number(await page.getAttribute('body', 'data-fit-version'));
-  check('page redraws when a new fit lands (server-sent events)', after > before,
-    `v${before} -> v${after} in ${Date.now() - t1} ms`);
+  const liveText = await page.textContent('#live');
+  check('page redraws when a new fit lands (server-sent events read with fetch), the indicator live', after > before &&
+    liveText.includes(`fit v${after}`) && await page.getAttribute('#live', 'class') === 'live on',
+    `v${before} -> v${after} in ${Date.now() - t1} ms, indicator '${liveText}'`);
+  check('no tokens: no sign-in form, no "sign out", no token kept',
+    await page.locator('#signin').count() === 0 && await page.locator('#signout').count() === 0 &&
+    await page.evaluate(() => sessionStorage.getItem('surge.token')) === null);
 
   // --- censored optima are drawn as bounds ---
   // A probe grid too narrow for the smallest and largest batch sizes: their

@@ -4,7 +4,7 @@
 // box from /advice (the same GetAdvice as `surge advise`, criterion and a
 // tuned LR to move, `--from`, included: advice_transfer.js), and redraws
 // when a new fit arrives on the server-sent event stream /fit/events.
-import { api } from './api.js';
+import { api, watchFits } from './api.js';
 import { h, fill, num, g4, interval, timeAgo, isoTime, unitText, verdictText, bNoiseText, stageEvidence,
   evidenceText, isRunEvidence, criterionName, CRITERION_TEXT } from './format.js';
 import { stageCard, driftPlots, lossPlot, bSimplePlot } from './job_charts.js';
@@ -305,13 +305,18 @@ function defaultAdviceInputs() {
   if (!$('advice-step').value && plain && num(plain.lastStep) >= 0) $('advice-step').value = num(plain.lastStep);
 }
 
+// Live fits from /fit/events, read with fetch() so that the token goes in a
+// header (api.watchFits; EventSource cannot send one). Fits are drawn one at
+// a time, and only when newer than the one shown.
 function listen() {
   const live = $('live');
-  const source = new EventSource(api.fitEventsUrl(jobName));
-  source.addEventListener('open', () => { live.textContent = 'live'; live.className = 'live on'; });
-  source.addEventListener('error', () => { live.textContent = 'reconnecting'; live.className = 'live off'; });
-  source.addEventListener('fit', async (event) => {
-    const fit = JSON.parse(event.data);
+  const show = (text, on, title = 'live fit updates (server-sent events)') => {
+    live.textContent = text;
+    live.className = on ? 'live on' : 'live off';
+    live.title = title;
+  };
+  let drawing = Promise.resolve();
+  async function draw(fit) {
     if (state.fit && num(fit.version) <= num(state.fit.version)) return;
     state.fit = fit;
     [state.job, { runs: state.runs }] = await Promise.all([api.job(jobName), api.runs(jobName)]);
@@ -319,7 +324,17 @@ function listen() {
     renderSummary();
     renderFit();
     await advise();
-    live.textContent = `live \u00b7 fit v${fit.version} ${new Date().toLocaleTimeString()}`;
+    showError('');
+    show(`live \u00b7 fit v${fit.version} ${new Date().toLocaleTimeString()}`, true);
+  }
+  watchFits(jobName, {
+    open: () => show('live', true),
+    down: (why) => show('reconnecting', false, `live fit updates: reconnecting (${why})`),
+    shutdown: () => show('reconnecting', false, 'live fit updates: the server is shutting down; reconnecting'),
+    stop: (e) => show('not live', false, `live fit updates stopped: ${e.message}`),
+    fit: (fit) => {
+      drawing = drawing.then(() => draw(fit)).catch((e) => showError(`cannot redraw fit v${fit.version}: ${e.message}`));
+    },
   });
 }
 

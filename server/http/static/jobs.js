@@ -1,5 +1,6 @@
 // jobs.js: fills the job list (index.html) from /api/v1/jobs and each job's
-// latest fit; refreshes every 10 s.
+// latest fit; refreshes every 10 s. With tokens, the list is the jobs of the
+// token's tenant (api.js asks for the token).
 import { api } from './api.js';
 import { h, num, timeAgo, isoTime, verdictText, stageEvidence, evidenceText } from './format.js';
 
@@ -41,5 +42,11 @@ async function load() {
   }
 }
 
-load();
-setInterval(load, 10000);
+// One load at a time: a load waiting for the sign-in form is not stacked.
+let loading = null;
+function refresh() {
+  if (!loading) loading = load().finally(() => { loading = null; });
+}
+
+refresh();
+setInterval(refresh, 10000);
