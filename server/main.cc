@@ -1,6 +1,8 @@
 // surge-server: checks its flags, parses them into ServerOptions, starts the
 // server, and stops it gracefully on SIGTERM or SIGINT. Any flag out of range
 // stops it at start with a message naming the flag and what it accepts.
+// Every flag can also come from the environment as SURGE_<FLAG> (SURGE_DB for
+// --db); a flag on the command line wins over its variable.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -8,10 +10,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
@@ -35,6 +40,39 @@ bool FlagGiven(int argc, char** argv, const std::string& name) {
     }
   }
   return false;
+}
+
+// Whether a flag was declared in this file (the flags --help lists).
+bool IsServerFlag(absl::string_view file) { return absl::EndsWith(file, "server/main.cc"); }
+
+// The environment variable of flag NAME: SURGE_NAME in upper case.
+std::string EnvName(absl::string_view flag) {
+  return absl::StrCat("SURGE_", absl::AsciiStrToUpper(flag));
+}
+
+// Sets every flag of this file that is not on the command line (as --NAME or,
+// for a bool, --noNAME) from its SURGE_NAME variable, if set. Returns the
+// flags so set (flag -> variable); a value that does not parse adds a line
+// naming the variable to `problems`. ParseCommandLine runs afterwards, so
+// anything on the command line still wins.
+std::map<std::string, std::string> FlagsFromEnvironment(int argc, char** argv,
+                                                        std::vector<std::string>* problems) {
+  std::map<std::string, std::string> from_env;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsServerFlag(flag->Filename())) continue;
+    std::string flag_name(name);
+    if (FlagGiven(argc, argv, flag_name) || FlagGiven(argc, argv, "no" + flag_name)) continue;
+    std::string env_name = EnvName(flag_name);
+    const char* value = std::getenv(env_name.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      problems->push_back(absl::StrCat(env_name, "=", value, " (--", flag_name, "): ", error));
+      continue;
+    }
+    from_env[flag_name] = env_name;
+  }
+  return from_env;
 }
 
 // Accepted ranges of the numeric flags.
@@ -138,21 +176,19 @@ ABSL_FLAG(int64_t, tenant_max_queued_mib, 0,
 
 namespace {
 
-// --tokens_file, else $SURGE_TOKENS_FILE.
-std::string TokensFile() {
-  std::string file = absl::GetFlag(FLAGS_tokens_file);
-  if (file.empty()) {
-    if (const char* env = std::getenv("SURGE_TOKENS_FILE")) file = env;
-  }
-  return file;
-}
-
 // Checks every flag (and that no positional argument was given); returns one
-// line per problem, naming the flag and what it accepts (empty: all good).
-std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
+// line per problem, naming the flag (or its variable, for the flags in
+// `from_env`) and what it accepts (empty: all good).
+std::vector<std::string> FlagProblems(const std::vector<char*>& positional,
+                                      const std::map<std::string, std::string>& from_env) {
   std::vector<std::string> problems;
   auto add = [&](const std::string& flag, const std::string& value, const std::string& what) {
-    problems.push_back(absl::StrCat("--", flag, "=", value, ": ", what));
+    auto env = from_env.find(flag);
+    if (env == from_env.end()) {
+      problems.push_back(absl::StrCat("--", flag, "=", value, ": ", what));
+    } else {
+      problems.push_back(absl::StrCat(env->second, "=", value, " (--", flag, "): ", what));
+    }
   };
   if (positional.size() > 1) {
     problems.push_back(absl::StrCat("unexpected argument '", positional[1],
@@ -207,7 +243,7 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
   if (!static_dir.empty() && !IsDirectory(static_dir)) {
     add("http_static_dir", static_dir, "must be an existing folder (or empty: embedded files)");
   }
-  std::string tokens = TokensFile();
+  std::string tokens = absl::GetFlag(FLAGS_tokens_file);
   if (!tokens.empty()) {
     if (absl::StatusOr<surge::core::TokenTable> table = surge::core::TokenTable::Load(tokens);
         !table.ok()) {
@@ -265,19 +301,26 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "stores training telemetry and answers learning-rate questions.\n"
-      "Usage: surge-server [--listen=127.0.0.1:50051] [--db=./surge.db] ...");
+      "Usage: surge-server [--listen=127.0.0.1:50051] [--db=./surge.db] ...\n"
+      "Every flag can also be set by the environment variable SURGE_<FLAG> (e.g. SURGE_DB);\n"
+      "a flag on the command line wins.");
   absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "server/main.cc");
-  };
+  usage_config.contains_help_flags = IsServerFlag;
   absl::SetFlagsUsageConfig(usage_config);
-  bool http_given = FlagGiven(argc, argv, "http");
+  std::vector<std::string> problems;
+  std::map<std::string, std::string> from_env = FlagsFromEnvironment(argc, argv, &problems);
+  bool http_given = FlagGiven(argc, argv, "http") || from_env.count("http") > 0;
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  std::vector<std::string> problems = FlagProblems(positional);
+  for (std::string& problem : FlagProblems(positional, from_env)) problems.push_back(problem);
   if (!problems.empty()) {
     for (const std::string& problem : problems) std::cerr << "surge-server: " << problem << "\n";
     std::cerr << "surge-server: not started (see --help)" << std::endl;
     return 2;
+  }
+  if (!from_env.empty()) {  // names only: a value may be a secret
+    std::cout << "surge-server: from the environment:";
+    for (const auto& [flag, env_name] : from_env) std::cout << " " << env_name;
+    std::cout << std::endl;
   }
 
   // A client that closes a TLS connection while its answer is being written
@@ -309,7 +352,7 @@ int main(int argc, char** argv) {
   options.http_listen_required = http_given;
   options.http_static_dir = absl::GetFlag(FLAGS_http_static_dir);
   options.startup_checks.quick_check = absl::GetFlag(FLAGS_startup_quick_check);
-  options.core.tokens_file = TokensFile();
+  options.core.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.core.tenant_limits.max_streams = absl::GetFlag(FLAGS_tenant_max_streams);
   options.core.tenant_limits.max_records_per_s = absl::GetFlag(FLAGS_tenant_max_records_per_s);
   options.core.tenant_limits.max_queued_bytes = absl::GetFlag(FLAGS_tenant_max_queued_mib) << 20;

@@ -1,14 +1,19 @@
-// Implementation of the CLI's read commands and job management. `import`
+// Implementation of the CLI's read commands, job management and health. `import`
 // lives in import.cc.
 #include <cstdio>
 #include <iostream>
 
+#include <grpcpp/client_context.h>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/cli/commands.h"
 #include "client/cli/csv_reader.h"
 #include "client/cli/format.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace surge::cli {
 namespace {
@@ -208,6 +213,24 @@ absl::Status ListRecords(client::SurgeClient& client, const std::string& job,
         if (std::ferror(stdout)) return absl::UnavailableError("writing to stdout failed");
         return absl::OkStatus();
       });
+}
+
+absl::Status Health(const client::ClientOptions& options, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(client::MakeChannel(options));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options.call_timeout));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return client::FromGrpcStatus(status);
+  const std::string& answer =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+  std::cout << answer << "\n";
+  if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat("the server answers ", answer));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace surge::cli

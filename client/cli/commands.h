@@ -59,6 +59,12 @@ struct AdviseArgs {
 };
 absl::Status Advise(client::SurgeClient& client, const AdviseArgs& args);
 
+// `surge health`: grpc.health.v1.Health/Check of `service` ("": the whole
+// server). Prints the answer (SERVING, NOT_SERVING, ...); OK only for
+// SERVING, UNAVAILABLE for any other answer. For container and supervisor
+// health checks (deploy/Dockerfile).
+absl::Status Health(const client::ClientOptions& options, const std::string& service);
+
 // "B0:LR0" (e.g. "256:3e-4") into reference->batch_size and ->lr.
 // INVALID_ARGUMENT saying the expected form otherwise (the server checks the
 // values).

@@ -141,6 +141,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"reader", "writer", "admin"}));
 
+  std::string health_service;
+  auto* health = app.add_subcommand(
+      "health", "Ask the server's grpc.health.v1 service; prints SERVING and exits 0, else 1");
+  health->add_option("--service", health_service, "service name (default: the whole server)");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*token_new) {  // local: no server involved
@@ -166,7 +171,9 @@ int main(int argc, char** argv) {
   surge::client::SurgeClient client(options);
 
   absl::Status status;
-  if (*jobs) {
+  if (*health) {
+    status = surge::cli::Health(options, health_service);
+  } else if (*jobs) {
     status = surge::cli::ListJobs(client, json);
   } else if (*job_show) {
     status = surge::cli::ShowJob(client, job_name, json);
