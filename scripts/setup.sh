@@ -16,6 +16,7 @@ PACKAGES=(
   libcpp-httplib-dev prometheus-cpp-dev chromium fonts-liberation
   fiu-utils libfiu0
   libssl-dev openssl
+  nginx python3-yaml
 )
 
 # Optional: clang (14) and its compiler-rt, which holds libFuzzer and the ASan/UBSan runtimes
