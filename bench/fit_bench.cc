@@ -148,7 +148,7 @@ class PlainJobDb {
     return *db;
   }
   const absl::Status& status() const { return status_; }
-  store::SqliteStore& reader() { return *reader_; }
+  store::Store& reader() { return *reader_; }
 
  private:
   PlainJobDb() {
@@ -165,14 +165,13 @@ class PlainJobDb {
   absl::Status Build(const std::string& path) {
     absl::StatusOr<std::unique_ptr<store::SqliteStore>> writer = store::SqliteStore::Open(path);
     if (!writer.ok()) return writer.status();
-    store::SqliteStore& w = **writer;
+    store::Store& w = **writer;
     for (int64_t arg : {0, 1}) {
       surge::v1::Job job;
       job.set_name(PlainJobName(arg));
       job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
       if (absl::Status s = w.CreateJob(job, 0).status(); !s.ok()) return s;
       const std::vector<RunSeries> runs = synth::PlainRunSweep(PlainJobSpec(arg == 1), 7);
-      surge::v1::Record rec;
       for (const RunSeries& r : runs) {
         surge::v1::Run run;
         run.set_name(r.name);
@@ -182,25 +181,23 @@ class PlainJobDb {
         if (absl::Status s = w.CreateRun(job.name(), run, 0).status(); !s.ok()) return s;
         absl::StatusOr<store::RunKey> key = w.LookupRun(job.name(), r.name);
         if (!key.ok()) return key.status();
-        if (absl::Status s = w.Begin(); !s.ok()) return s;
+        // One write group per run (the server's ingest path).
+        surge::v1::IngestRequest batch;
+        batch.set_job(job.name());
         for (size_t i = 0; i < r.steps.size(); ++i) {
-          rec.set_step(r.steps[i]);
-          rec.set_examples(static_cast<int64_t>(r.examples[i]));
-          rec.set_lr(r.lr[i]);
-          rec.set_loss(r.loss[i]);
-          if (std::isfinite(r.eval_loss[i])) {
-            rec.set_eval_loss(r.eval_loss[i]);
-          } else {
-            rec.clear_eval_loss();
-          }
-          if (absl::Status s = w.InsertRecord(key->run_id, rec).status(); !s.ok()) return s;
+          surge::v1::Record* rec = batch.add_records();
+          rec->set_run(r.name);
+          rec->set_step(r.steps[i]);
+          rec->set_examples(static_cast<int64_t>(r.examples[i]));
+          rec->set_lr(r.lr[i]);
+          rec->set_loss(r.loss[i]);
+          if (std::isfinite(r.eval_loss[i])) rec->set_eval_loss(r.eval_loss[i]);
         }
-        if (absl::Status s = w.BumpRun(key->run_id, static_cast<int64_t>(r.steps.size()),
-                                       r.steps.back(), 0);
-            !s.ok()) {
-          return s;
-        }
-        if (absl::Status s = w.Commit(); !s.ok()) return s;
+        const std::vector<int64_t> run_ids(r.steps.size(), key->run_id);
+        const store::RecordBatch group[] = {{&batch, &run_ids}};
+        store::GroupResult written = w.WriteGroup(group, 0, nullptr);
+        if (!written.commit.ok()) return written.commit;
+        if (!written.batches[0].ok()) return written.batches[0].status();
       }
     }
     store::StoreOptions ro;

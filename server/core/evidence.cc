@@ -81,7 +81,7 @@ std::optional<std::string> BrokenRunReason(const surge::v1::Run& run) {
   return std::nullopt;
 }
 
-absl::Status AddFullRuns(store::SqliteStore& reader,
+absl::Status AddFullRuns(store::Store& reader,
                          const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
                          Evidence& ev) {
   int not_reached = 0;
@@ -139,7 +139,7 @@ absl::Status AddFullRuns(store::SqliteStore& reader,
 }
 
 // Plain runs: every record, as columns, for the run evidence (fit::RunSeries).
-absl::Status AddPlainRuns(store::SqliteStore& reader,
+absl::Status AddPlainRuns(store::Store& reader,
                           const std::vector<std::pair<int64_t, surge::v1::Run>>& runs,
                           Evidence& ev) {
   for (const auto& [id, run] : runs) {
@@ -160,7 +160,7 @@ absl::Status AddPlainRuns(store::SqliteStore& reader,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
+absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::Store& reader,
                                                 const std::string& job,
                                                 const EvidenceOverrides& overrides) {
   Evidence ev;
@@ -267,12 +267,13 @@ absl::StatusOr<Evidence> LoadEvidenceInSnapshot(store::SqliteStore& reader,
 
 }  // namespace
 
-absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job,
+absl::StatusOr<Evidence> LoadEvidence(store::Store& reader, const std::string& job,
                                       const EvidenceOverrides& overrides) {
   // One snapshot for all of LoadEvidenceInSnapshot's queries: records that
   // commit while they run are either all in this evidence or all in the next
   // fit's.
-  return reader.ReadSnapshot([&] { return LoadEvidenceInSnapshot(reader, job, overrides); });
+  return reader.ReadSnapshot<Evidence>(
+      [&] { return LoadEvidenceInSnapshot(reader, job, overrides); });
 }
 
 }  // namespace surge::core

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/fit/fit_job.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::core {
@@ -30,7 +30,7 @@ struct EvidenceOverrides {
 // runs, measured optima, every plain run's records (as columns: step,
 // examples, lr, loss, eval_loss), the loss-curve run's sample and gradient
 // statistics. Errors: NOT_FOUND (job), INTERNAL (storage).
-absl::StatusOr<Evidence> LoadEvidence(store::SqliteStore& reader, const std::string& job,
+absl::StatusOr<Evidence> LoadEvidence(store::Store& reader, const std::string& job,
                                       const EvidenceOverrides& overrides = {});
 
 }  // namespace surge::core

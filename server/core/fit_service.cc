@@ -152,7 +152,7 @@ absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::s
   // Store as the next version unless the newest stored fit had the same inputs.
   surge::v1::Fit* to_store = &proto;
   SURGE_ASSIGN_OR_RETURN(
-      bool stored, writes_->Run<bool>([&job, to_store](store::SqliteStore& s) -> absl::StatusOr<bool> {
+      bool stored, writes_->Run<bool>([&job, to_store](store::Store& s) -> absl::StatusOr<bool> {
         SURGE_ASSIGN_OR_RETURN(int64_t job_id, s.JobId(job));
         SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Fit> previous, s.LatestFit(job_id));
         if (previous &&

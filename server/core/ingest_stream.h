@@ -20,7 +20,7 @@
 #include "absl/status/status.h"
 #include "server/core/auth.h"
 #include "server/core/write_queue.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::core {

@@ -12,7 +12,7 @@ absl::StatusOr<ReaderPool::Lease> ReaderPool::Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_open_; });
     if (!idle_.empty()) {
-      std::unique_ptr<store::SqliteStore> store = std::move(idle_.back());
+      std::unique_ptr<store::Store> store = std::move(idle_.back());
       idle_.pop_back();
       return Lease(this, std::move(store));
     }
@@ -20,8 +20,8 @@ absl::StatusOr<ReaderPool::Lease> ReaderPool::Acquire() {
   }
   store::StoreOptions options;
   options.migrate = false;
-  absl::StatusOr<std::unique_ptr<store::SqliteStore>> store =
-      store::SqliteStore::Open(path_, options);
+  absl::StatusOr<std::unique_ptr<store::Store>> store =
+      store::OpenStore(target_, options);
   if (!store.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     --open_;
@@ -31,7 +31,7 @@ absl::StatusOr<ReaderPool::Lease> ReaderPool::Acquire() {
   return Lease(this, std::move(*store));
 }
 
-void ReaderPool::Release(std::unique_ptr<store::SqliteStore> store) {
+void ReaderPool::Release(std::unique_ptr<store::Store> store) {
   std::lock_guard<std::mutex> lock(mu_);
   idle_.push_back(std::move(store));
   cv_.notify_one();

@@ -25,10 +25,11 @@ int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
 absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& options) {
   // The writer opens first: it runs the migrations that readers rely on.
-  SURGE_ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> writer,
-                         store::SqliteStore::Open(options.db_path, options.store));
+  SURGE_ASSIGN_OR_RETURN(store::DbTarget target, store::ParseDbTarget(options.db_path));
+  SURGE_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> writer,
+                         store::OpenStore(target, options.store));
   auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
-  auto readers = std::make_unique<ReaderPool>(options.db_path, options.max_readers);
+  auto readers = std::make_unique<ReaderPool>(target, options.max_readers);
   std::unique_ptr<SurgeCore> core(new SurgeCore(std::move(queue), std::move(readers), options));
   SURGE_RETURN_IF_ERROR(core->auth_.Reload());
   return core;
@@ -84,7 +85,7 @@ absl::StatusOr<surge::v1::Job> SurgeCore::CreateJob(const surge::v1::CreateJobRe
   surge::v1::Job job = request.job();
   job.set_tenant(caller.tenant);
   return write_queue_->Run<surge::v1::Job>(
-      [job](store::SqliteStore& s) { return s.CreateJob(job, NowMicros()); });
+      [job](store::Store& s) { return s.CreateJob(job, NowMicros()); });
 }
 
 absl::StatusOr<surge::v1::Job> SurgeCore::GetJob(const surge::v1::GetJobRequest& request,
@@ -165,7 +166,7 @@ absl::StatusOr<surge::v1::DeleteJobResponse> SurgeCore::DeleteJob(
   std::string name = request.name();
   SURGE_ASSIGN_OR_RETURN(store::DeleteCounts counts,
                          write_queue_->Run<store::DeleteCounts>(
-                             [name](store::SqliteStore& s) { return s.DeleteJob(name); }));
+                             [name](store::Store& s) { return s.DeleteJob(name); }));
   fits_->Forget(name);
   ForgetTenant(name);
   surge::v1::DeleteJobResponse response;
@@ -181,7 +182,7 @@ absl::StatusOr<surge::v1::DeleteRunResponse> SurgeCore::DeleteRun(
   SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kDelete, request.job()));
   const std::string job = request.job(), run = request.run();
   SURGE_ASSIGN_OR_RETURN(int64_t records,
-                         write_queue_->Run<int64_t>([job, run](store::SqliteStore& s) {
+                         write_queue_->Run<int64_t>([job, run](store::Store& s) {
                            return s.DeleteRun(job, run);
                          }));
   fits_->MarkDirty(job);
@@ -198,7 +199,7 @@ absl::StatusOr<surge::v1::Run> SurgeCore::CreateRun(const surge::v1::CreateRunRe
   std::string job = request.job();
   surge::v1::Run run = request.run();
   return write_queue_->Run<surge::v1::Run>(
-      [job, run](store::SqliteStore& s) { return s.CreateRun(job, run, NowMicros()); });
+      [job, run](store::Store& s) { return s.CreateRun(job, run, NowMicros()); });
 }
 
 absl::StatusOr<surge::v1::ListRunsResponse> SurgeCore::ListRuns(
@@ -272,7 +273,7 @@ absl::StatusOr<surge::v1::AddOptimaResponse> SurgeCore::AddOptima(
   std::string job = request.job();
   std::vector<surge::v1::MeasuredOptimum> optima(request.optima().begin(),
                                                  request.optima().end());
-  SURGE_RETURN_IF_ERROR(write_queue_->Run<bool>([job, optima](store::SqliteStore& s)
+  SURGE_RETURN_IF_ERROR(write_queue_->Run<bool>([job, optima](store::Store& s)
                                                     -> absl::StatusOr<bool> {
     SURGE_ASSIGN_OR_RETURN(int64_t job_id, s.JobId(job));
     SURGE_RETURN_IF_ERROR(s.AddOptima(job_id, optima));

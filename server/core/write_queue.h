@@ -28,14 +28,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/store.h"
 
 namespace surge::core {
 
-struct BatchResult {
-  int64_t stored = 0;     // records newly inserted
-  int64_t duplicate = 0;  // records whose (run, step) already existed
-};
+using BatchResult = store::BatchResult;
 
 // One validated batch with its records' resolved run ids.
 struct PendingBatch {
@@ -70,7 +67,7 @@ struct WriteQueueStats {
 
 class WriteQueue {
  public:
-  WriteQueue(std::unique_ptr<store::SqliteStore> writer, const WriteQueueOptions& options);
+  WriteQueue(std::unique_ptr<store::Store> writer, const WriteQueueOptions& options);
   ~WriteQueue();
   WriteQueue(const WriteQueue&) = delete;
   WriteQueue& operator=(const WriteQueue&) = delete;
@@ -81,10 +78,10 @@ class WriteQueue {
   // Runs `task` on the writer thread (between group commits) and returns its
   // result. The task manages its own transaction.
   template <typename T>
-  absl::StatusOr<T> Run(std::function<absl::StatusOr<T>(store::SqliteStore&)> task) {
+  absl::StatusOr<T> Run(std::function<absl::StatusOr<T>(store::Store&)> task) {
     auto promise = std::make_shared<std::promise<absl::StatusOr<T>>>();
     std::future<absl::StatusOr<T>> future = promise->get_future();
-    absl::Status queued = Enqueue([promise, task](store::SqliteStore& s) {
+    absl::Status queued = Enqueue([promise, task](store::Store& s) {
       promise->set_value(task(s));
     });
     if (!queued.ok()) return queued;
@@ -97,16 +94,15 @@ class WriteQueue {
   WriteQueueStats stats() const;
 
  private:
-  using Task = std::function<void(store::SqliteStore&)>;
+  using Task = std::function<void(store::Store&)>;
   using Item = std::variant<PendingBatch, Task>;
 
   absl::Status Enqueue(Task task);
   void Loop();
   void CommitGroup(std::vector<PendingBatch>& group);
-  absl::StatusOr<BatchResult> WriteBatch(const PendingBatch& batch, int64_t now_us);
 
   const WriteQueueOptions options_;
-  std::unique_ptr<store::SqliteStore> writer_;
+  std::unique_ptr<store::Store> writer_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;

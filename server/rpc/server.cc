@@ -88,9 +88,13 @@ absl::StatusOr<std::unique_ptr<SurgeServer>> SurgeServer::Start(const ServerOpti
   std::unique_ptr<SurgeServer> s(new SurgeServer());
   s->options_ = options;
   // One server per database: the lock first, then the checks, then the open.
-  SURGE_ASSIGN_OR_RETURN(s->db_lock_, store::DbLock::Acquire(options.core.db_path));
-  SURGE_RETURN_IF_ERROR(
-      store::CheckDatabaseAtStart(options.core.db_path, options.startup_checks));
+  SURGE_ASSIGN_OR_RETURN(store::DbTarget target, store::ParseDbTarget(options.core.db_path));
+  if (target.sqlite()) {
+    // SQLite: one server per file (a PostgreSQL database is shared by
+    // replicas, which coordinate through it).
+    SURGE_ASSIGN_OR_RETURN(s->db_lock_, store::DbLock::Acquire(target.path));
+    SURGE_RETURN_IF_ERROR(store::CheckDatabaseAtStart(target.path, options.startup_checks));
+  }
   s->metrics_ = std::make_unique<http::ServerMetrics>();
   http::ServerMetrics* metrics = s->metrics_.get();
   core::CoreOptions core_options = options.core;

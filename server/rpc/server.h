@@ -23,7 +23,7 @@
 #include "server/http/metrics.h"
 #include "server/rpc/surge_service.h"
 #include "server/store/db_lock.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/open_store.h"
 
 namespace surge::rpc {
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -239,10 +240,6 @@ absl::StatusOr<surge::v1::Job> SqliteStore::GetJob(const std::string& name) {
   SURGE_ASSIGN_OR_RETURN(bool row, select->Step());
   if (!row) return absl::NotFoundError(absl::StrCat("job '", name, "' not found"));
   return ReadJob(*select);
-}
-
-absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobs() {
-  return ListJobsPage("", std::numeric_limits<int>::max());  // "" sorts before every name
 }
 
 absl::StatusOr<std::vector<surge::v1::Job>> SqliteStore::ListJobsPage(
@@ -774,6 +771,88 @@ absl::StatusOr<RecordPage> SqliteStore::ListRecords(int64_t job_id, std::optiona
     page.next = RecordCursor{limit_run_id, page.records.back().step()};
   }
   return page;
+}
+
+// ---------------------------------------------------------------- write groups
+
+namespace {
+
+// Per run: records added and the highest step, to keep runs' counters.
+using RunCounts = absl::flat_hash_map<int64_t, std::pair<int64_t, int64_t>>;
+
+}  // namespace
+
+GroupResult SqliteStore::WriteGroup(absl::Span<const RecordBatch> batches, int64_t now_us,
+                                    const BeforeCommit& before_commit) {
+  GroupResult out;
+  out.batches.reserve(batches.size());
+  // One batch inside its savepoint: inserts, duplicates checked against the
+  // stored values, then the runs' counters.
+  auto write_batch = [&](const RecordBatch& batch) -> absl::StatusOr<BatchResult> {
+    RunCounts per_run;
+    BatchResult result;
+    const auto& records = batch.request->records();
+    for (int i = 0; i < records.size(); ++i) {
+      const int64_t run_id = (*batch.run_ids)[static_cast<size_t>(i)];
+      SURGE_ASSIGN_OR_RETURN(bool inserted, InsertRecord(run_id, records[i]));
+      if (!inserted) {
+        // An identical re-send (after a reconnect) is a silent duplicate;
+        // other values for a stored (run, step) are refused, not dropped.
+        SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Record> stored,
+                               GetRecord(run_id, records[i].step()));
+        if (stored.has_value()) {
+          if (std::string diff = RecordDifference(*stored, records[i]); !diff.empty()) {
+            return ConflictingResend(i, records[i], diff);
+          }
+        }
+        ++result.duplicate;
+        continue;
+      }
+      ++result.stored;
+      auto& [added, max_step] = per_run.try_emplace(run_id, 0, -1).first->second;
+      ++added;
+      max_step = std::max(max_step, records[i].step());
+    }
+    for (const auto& [run_id, counts] : per_run) {
+      SURGE_RETURN_IF_ERROR(BumpRun(run_id, counts.first, counts.second, now_us));
+    }
+    return result;
+  };
+
+  absl::Status txn = Begin();
+  if (txn.ok()) {
+    for (const RecordBatch& batch : batches) {
+      absl::Status sp = Savepoint();
+      if (!sp.ok()) {
+        txn = sp;
+        break;
+      }
+      absl::StatusOr<BatchResult> r = write_batch(batch);
+      absl::Status end = r.ok() ? ReleaseSavepoint() : RollbackToSavepoint();
+      if (!end.ok()) {
+        // An I/O error or a full disk inside a statement can make SQLite roll
+        // back the whole transaction, savepoint included ("no such
+        // savepoint"): the batch's own error is then what failed the group.
+        txn = r.ok() ? end
+                     : absl::Status(r.status().code(), absl::StrCat(r.status().message(),
+                                                                    " (transaction rolled back)"));
+        break;
+      }
+      out.batches.push_back(std::move(r));
+    }
+  }
+  if (txn.ok() && before_commit) before_commit(out.batches);
+  if (txn.ok()) {
+    absl::Time start = absl::Now();
+    txn = Commit();
+    out.commit_latency = absl::Now() - start;
+  }
+  if (!txn.ok()) {
+    Rollback().IgnoreError();
+    out.batches.clear();
+  }
+  out.commit = txn;
+  return out;
 }
 
 }  // namespace surge::store

@@ -20,58 +20,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/store/sqlite_db.h"
+#include "server/store/store.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::store {
-
-struct StoreOptions {
-  // Milliseconds a connection waits on a lock held by another connection.
-  int busy_timeout_ms = 5000;
-  // WAL pages before an automatic checkpoint (SQLite's default is 1000).
-  int wal_autocheckpoint_pages = 10000;
-  // Run pending migrations on open (the writer does; readers need not).
-  bool migrate = true;
-  // PRAGMA synchronous. kFull, the default and what the server runs, fsyncs
-  // the WAL at every COMMIT, so a write acked after its COMMIT survives a
-  // power cut. kNormal does not (a commit is durable only once a checkpoint
-  // syncs it): only the power-cut test's self-check uses it, to show that
-  // the test sees the acked records it loses (tests/durability/).
-  enum class Synchronous { kFull, kNormal };
-  Synchronous synchronous = Synchronous::kFull;
-};
-
-// Identifies a run for ingest: ids and the batch size.
-struct RunKey {
-  int64_t job_id = 0;
-  int64_t run_id = 0;
-  int64_t batch_size = 0;
-};
-
-struct DeleteCounts {
-  int64_t runs = 0;
-  int64_t records = 0;
-};
-
-// Position in a job's record listing: after (run_id, step).
-struct RecordCursor {
-  int64_t run_id = 0;
-  int64_t step = -1;
-};
-
-// A run's records as columns (the evidence a fit reads from plain runs),
-// ascending step; eval_loss is NaN where absent.
-struct RunColumns {
-  std::vector<int64_t> steps;
-  std::vector<double> examples;
-  std::vector<double> lr;
-  std::vector<double> loss;
-  std::vector<double> eval_loss;
-};
-
-struct RecordPage {
-  std::vector<surge::v1::Record> records;
-  std::optional<RecordCursor> next;  // absent on the last page
-};
 
 struct StartupCheckOptions {
   // PRAGMA quick_check reads every page: ~0.18 s per million records
@@ -90,49 +42,54 @@ struct StartupCheckOptions {
 absl::Status CheckDatabaseAtStart(const std::string& path,
                                   const StartupCheckOptions& options = {});
 
-class SqliteStore {
+class SqliteStore final : public Store {
  public:
   // Opens the database, sets WAL + synchronous=FULL + foreign keys, and runs
   // any pending migrations. `path` may be ":memory:" for tests.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
                                                            const StoreOptions& options = {});
-  ~SqliteStore();
+  ~SqliteStore() override;
 
   // Schema version after migrations.
-  absl::StatusOr<int> SchemaVersion();
+  absl::StatusOr<int> SchemaVersion() override;
 
   // --- jobs ---
   // ALREADY_EXISTS when the name is taken.
-  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::Job& job, int64_t now_us);
+  absl::StatusOr<surge::v1::Job> CreateJob(const surge::v1::Job& job, int64_t now_us) override;
   // NOT_FOUND when absent. Fills run_count, record_count, update_time_us.
-  absl::StatusOr<surge::v1::Job> GetJob(const std::string& name);
-  absl::StatusOr<std::vector<surge::v1::Job>> ListJobs();
+  absl::StatusOr<surge::v1::Job> GetJob(const std::string& name) override;
+  using Store::ListJobs;
   // At most `limit` jobs with names after `after_name`, by name; only
   // `tenant`'s when it is not empty.
   absl::StatusOr<std::vector<surge::v1::Job>> ListJobsPage(const std::string& after_name,
                                                           int limit,
-                                                          const std::string& tenant = "");
-  absl::StatusOr<int64_t> JobId(const std::string& name);
-  absl::StatusOr<DeleteCounts> DeleteJob(const std::string& name);
+                                                          const std::string& tenant = "") override;
+  absl::StatusOr<int64_t> JobId(const std::string& name) override;
+  absl::StatusOr<DeleteCounts> DeleteJob(const std::string& name) override;
 
   // --- runs ---
   // Idempotent for the same batch size and protocol; ALREADY_EXISTS when the
   // name exists with another batch size or protocol; NOT_FOUND (job).
   absl::StatusOr<surge::v1::Run> CreateRun(const std::string& job, const surge::v1::Run& run,
-                                           int64_t now_us);
-  absl::StatusOr<std::vector<surge::v1::Run>> ListRuns(const std::string& job);
+                                           int64_t now_us) override;
+  absl::StatusOr<std::vector<surge::v1::Run>> ListRuns(const std::string& job) override;
   // At most `limit` runs after (batch_size, name) = `after` (nullopt: from the
   // first), ordered by batch size, then name. NOT_FOUND (job).
   absl::StatusOr<std::vector<surge::v1::Run>> ListRunsPage(
       const std::string& job, const std::optional<std::pair<int64_t, std::string>>& after,
-      int limit);
+      int limit) override;
   // NOT_FOUND when the job or the run does not exist.
-  absl::StatusOr<RunKey> LookupRun(const std::string& job, const std::string& run);
+  absl::StatusOr<RunKey> LookupRun(const std::string& job, const std::string& run) override;
   // Deletes a run and its records (one transaction); the records it had.
   // NOT_FOUND when the job or the run does not exist.
-  absl::StatusOr<int64_t> DeleteRun(const std::string& job, const std::string& run);
+  absl::StatusOr<int64_t> DeleteRun(const std::string& job, const std::string& run) override;
 
   // --- records (writer connection only) ---
+  // BEGIN IMMEDIATE, then per batch a SAVEPOINT with its inserts, released
+  // (or rolled back alone when a record fails), then COMMIT.
+  GroupResult WriteGroup(absl::Span<const RecordBatch> batches, int64_t now_us,
+                         const BeforeCommit& before_commit) override;
+  // The primitives WriteGroup is made of (also used by tests).
   absl::Status Begin();
   absl::Status Commit();
   absl::Status Rollback();
@@ -148,24 +105,24 @@ class SqliteStore {
   // --- evidence for fits ---
   // The job's runs with their ids, ordered by batch size then name.
   absl::StatusOr<std::vector<std::pair<int64_t, surge::v1::Run>>> ListRunsWithIds(
-      const std::string& job);
+      const std::string& job) override;
   // The record with the highest step of a run, if any.
-  absl::StatusOr<std::optional<surge::v1::Record>> LastRecord(int64_t run_id);
+  absl::StatusOr<std::optional<surge::v1::Record>> LastRecord(int64_t run_id) override;
   // The stored record of `run_id` at `step` (run name left empty), or nullopt.
-  absl::StatusOr<std::optional<surge::v1::Record>> GetRecord(int64_t run_id, int64_t step);
+  absl::StatusOr<std::optional<surge::v1::Record>> GetRecord(int64_t run_id, int64_t step) override;
   // Every record of a run whose step is a multiple of `every` (>= 1), in
   // step order: a bounded sample of a long run for the loss curve.
-  absl::StatusOr<std::vector<surge::v1::Record>> SampleRunRecords(int64_t run_id, int64_t every);
+  absl::StatusOr<std::vector<surge::v1::Record>> SampleRunRecords(int64_t run_id, int64_t every) override;
   // Every record of a run as columns (step, examples, lr, loss, eval_loss):
   // one index range scan, no per-record message.
-  absl::StatusOr<RunColumns> ReadRunColumns(int64_t run_id);
+  absl::StatusOr<RunColumns> ReadRunColumns(int64_t run_id) override;
   // Inserts or replaces measured optima of a job (one transaction).
-  absl::Status AddOptima(int64_t job_id, const std::vector<surge::v1::MeasuredOptimum>& optima);
-  absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> ListOptima(int64_t job_id);
+  absl::Status AddOptima(int64_t job_id, const std::vector<surge::v1::MeasuredOptimum>& optima) override;
+  absl::StatusOr<std::vector<surge::v1::MeasuredOptimum>> ListOptima(int64_t job_id) override;
   // Stores a fit as the job's next version (fit.version is set); returns it.
-  absl::StatusOr<int64_t> InsertFit(int64_t job_id, surge::v1::Fit& fit);
+  absl::StatusOr<int64_t> InsertFit(int64_t job_id, surge::v1::Fit& fit) override;
   // The newest stored fit of a job, if any.
-  absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id);
+  absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id) override;
 
   // --- reads ---
   // Runs `body` (returning Status or StatusOr) inside one read transaction
@@ -174,10 +131,13 @@ class SqliteStore {
   // evidence) is consistent while the writer commits. `body` must not write.
   template <typename Body>
   auto ReadSnapshot(Body body) -> decltype(body());
+  absl::Status InReadSnapshot(const std::function<absl::Status()>& body) override {
+    return ReadSnapshot([&] { return body(); });
+  }
   // Records of a job (or of one run when run_id is set), ordered by run id and
   // step, starting after `after`, at most `limit`.
   absl::StatusOr<RecordPage> ListRecords(int64_t job_id, std::optional<int64_t> run_id,
-                                         const RecordCursor& after, int limit);
+                                         const RecordCursor& after, int limit) override;
 
  private:
   explicit SqliteStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

@@ -270,7 +270,7 @@ TEST_F(IngestStreamTest, BatchesOfManyStreamsShareOneCommit) {
   std::shared_future<void> release_future = release.get_future().share();
   std::thread holder([&] {
     absl::StatusOr<int> r = core_->write_queue().Run<int>(
-        [&](store::SqliteStore&) -> absl::StatusOr<int> {
+        [&](store::Store&) -> absl::StatusOr<int> {
           entered.set_value();
           release_future.wait();
           return 0;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/store/sqlite_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge::core {
@@ -52,7 +53,7 @@ class WriterGate {
     std::future<void> entered_future = entered.get_future();
     std::shared_future<void> release = release_.get_future().share();
     thread_ = std::thread([&queue, release, entered = std::move(entered)]() mutable {
-      absl::StatusOr<int> r = queue.Run<int>([&entered, release](SqliteStore&) -> absl::StatusOr<int> {
+      absl::StatusOr<int> r = queue.Run<int>([&entered, release](store::Store&) -> absl::StatusOr<int> {
         entered.set_value();
         release.wait();
         return 0;
@@ -136,7 +137,7 @@ class WriteQueueTest : public ::testing::Test {
   };
   RunState ReadRun(const std::string& run = "r1") {
     absl::StatusOr<RunState> state = queue_->Run<RunState>(
-        [run](SqliteStore& s) -> absl::StatusOr<RunState> {
+        [run](store::Store& s) -> absl::StatusOr<RunState> {
           RunState out;
           absl::StatusOr<store::RunKey> key = s.LookupRun("job", run);
           if (!key.ok()) return key.status();
@@ -440,7 +441,7 @@ TEST_F(WriteQueueTest, OversizedBatchIsAdmittedIntoAnEmptyQueue) {
 
 TEST_F(WriteQueueTest, RunTaskReturnsValueAndError) {
   absl::StatusOr<std::string> value =
-      queue_->Run<std::string>([](SqliteStore& s) -> absl::StatusOr<std::string> {
+      queue_->Run<std::string>([](store::Store& s) -> absl::StatusOr<std::string> {
         absl::StatusOr<surge::v1::Job> job = s.GetJob("job");
         if (!job.ok()) return job.status();
         return job->name();
@@ -448,7 +449,7 @@ TEST_F(WriteQueueTest, RunTaskReturnsValueAndError) {
   ASSERT_TRUE(value.ok()) << value.status();
   EXPECT_EQ(*value, "job");
   absl::StatusOr<int> error = queue_->Run<int>(
-      [](SqliteStore&) -> absl::StatusOr<int> { return absl::FailedPreconditionError("nope"); });
+      [](store::Store&) -> absl::StatusOr<int> { return absl::FailedPreconditionError("nope"); });
   EXPECT_EQ(error.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(error.status().message(), "nope");
 }
@@ -478,7 +479,7 @@ TEST_F(WriteQueueTest, StopDrainsQueuedBatchesThenRefusesWork) {
   absl::Status submit = queue_->SubmitBatch(MakeBatch(100, 1, &late));
   EXPECT_EQ(submit.code(), absl::StatusCode::kUnavailable) << submit;
   absl::StatusOr<int> task =
-      queue_->Run<int>([](SqliteStore&) -> absl::StatusOr<int> { return 1; });
+      queue_->Run<int>([](store::Store&) -> absl::StatusOr<int> { return 1; });
   EXPECT_EQ(task.status().code(), absl::StatusCode::kUnavailable) << task.status();
   queue_->Stop();  // idempotent
   EXPECT_EQ(late.calls.load(), 0) << "a refused batch must not be answered through done";
