@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "server/core/auth.h"
 #include "server/rpc/server.h"
+#include "server/store/open_store.h"
 #include "server/util/host.h"
 
 namespace {
@@ -129,7 +130,9 @@ void WritePortFile(const std::string& path, int port) {
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address host:port (port 0 picks a free port)");
-ABSL_FLAG(std::string, db, "./surge.db", "SQLite database file (created if missing)");
+ABSL_FLAG(std::string, db, "./surge.db",
+          "the database: a SQLite file (created if missing), sqlite:///PATH, or "
+          "postgresql://USER:PASSWORD@HOST:PORT/DB (shared by replicas)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, write the bound gRPC port to this file once serving (for scripts/tests)");
 ABSL_FLAG(int, max_readers, 8, "maximum concurrent read connections to the database");
@@ -197,10 +200,15 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional,
   std::string listen = absl::GetFlag(FLAGS_listen);
   if (std::string p = HostPortProblem(listen); !p.empty()) add("listen", listen, p);
   std::string db = absl::GetFlag(FLAGS_db);
-  if (db == ":memory:" || absl::StartsWith(db, "file:")) {
-    add("db", db, "must be a file path (not :memory: or a file: URI)");
-  } else if (std::string p = WritableFileProblem(db); !p.empty()) {
-    add("db", db, p);
+  absl::StatusOr<surge::store::DbTarget> target = surge::store::ParseDbTarget(db);
+  if (!target.ok()) {
+    add("db", db, std::string(target.status().message()));
+  } else if (target->sqlite()) {
+    if (target->path == ":memory:" || absl::StartsWith(target->path, "file:")) {
+      add("db", db, "must be a file path (not :memory: or a file: URI)");
+    } else if (std::string p = WritableFileProblem(target->path); !p.empty()) {
+      add("db", db, p);
+    }
   }
   for (const auto& [flag, value] :
        {std::pair<std::string, std::string>{"port_file", absl::GetFlag(FLAGS_port_file)},
