@@ -11,8 +11,9 @@
 #   - YAML parse of deploy/compose.yaml and every deploy/k8s manifest, with
 #     structural assertions (kinds, probes on 50051, non-root, secrets, ...);
 #     `kubectl kustomize` of both modes when kubectl is installed;
-#   - the Dockerfile's required lines, its build packages against setup.sh and
-#     its runtime package list (deploy/runtime-packages.sh) on the local build;
+#   - the Dockerfile's required lines; its build packages against setup.sh and
+#     against the packages the local configure used (CMakeCache); its runtime
+#     package list (deploy/runtime-packages.sh) on the local build;
 #   - the flags table of docs/operations.md against `surge-server --helpfull`.
 # Usage: scripts/check_deploy.sh [BUILD_DIR]      (default: build)
 #        scripts/check_deploy.sh --flags-table [BUILD_DIR]
@@ -435,6 +436,32 @@ check_dockerfile() {
     ok "deploy/Dockerfile: its $(echo "$build_packages" | wc -l) build packages are all in scripts/setup.sh"
   else
     fail "deploy/Dockerfile: build packages not in scripts/setup.sh: ${extra[*]}"
+  fi
+  # Every Debian package the local configure found (the CMakeCache's config
+  # dirs, include dirs, libraries, programs) is in the apt closure of them.
+  if [ -f "$BUILD_DIR/CMakeCache.txt" ] && command -v apt-cache >/dev/null 2>&1; then
+    local closure found=() outside=() path owners
+    # shellcheck disable=SC2086
+    closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+                --no-breaks --no-replaces --no-enhances $build_packages 2>/dev/null | grep -v '^ ')
+    while read -r path; do
+      owners=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | sed 's/: .*//' | tr ',' '\n' |
+               sed 's/^ *//; s/:.*//' | sort -u) || continue
+      # A folder many packages share (/usr/include, ...) tells nothing.
+      [ -n "$owners" ] && [ "$(echo "$owners" | wc -l)" -le 2 ] || continue
+      for p in $owners; do
+        found+=("$p")
+        echo "$closure" | grep -qxF "$p" || outside+=("$p ($path)")
+      done
+    done < <(grep -E '^[A-Za-z0-9_-]+(_DIR|_INCLUDE_DIR[A-Z_]*|_LIBRARY[A-Z_]*|_EXECUTABLE):[A-Z]+=/' \
+               "$BUILD_DIR/CMakeCache.txt" | grep -vi cuda | sed 's/^[^=]*=//' | tr ';' '\n' | sort -u)
+    if [ ${#outside[@]} = 0 ] && [ ${#found[@]} -gt 0 ]; then
+      ok "deploy/Dockerfile: the $(printf '%s\n' "${found[@]}" | sort -u | wc -l) packages the local configure used are in its build packages' closure"
+    else
+      fail "deploy/Dockerfile: the local configure used packages its build stage lacks: ${outside[*]:-none found}"
+    fi
+  else
+    skip "deploy/Dockerfile: configure packages (no $BUILD_DIR/CMakeCache.txt or no apt-cache)"
   fi
   for p in .git 'build-*' build; do
     grep -qxF "$p" "$ROOT/deploy/Dockerfile.dockerignore" ||
