@@ -14,7 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "client/cpp/surge_client.h"
-#include "server/rpc/server.h"
+#include "server/app/server.h"
 #include "tests/support/synthetic_probes.h"
 #include "tests/support/temp_dir.h"
 
@@ -38,11 +38,11 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int calls = absl::GetFlag(FLAGS_calls);
   surge::testing::TempDir dir;
-  surge::rpc::ServerOptions options;
+  surge::app::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.http_listen = "127.0.0.1:0";
   options.core.db_path = dir.File("advice.db");
-  auto server = surge::rpc::SurgeServer::Start(options);
+  auto server = surge::app::Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
     return 1;

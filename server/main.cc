@@ -25,7 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/core/auth.h"
-#include "server/rpc/server.h"
+#include "server/app/server.h"
 #include "server/store/open_store.h"
 #include "server/util/host.h"
 
@@ -345,7 +345,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  surge::rpc::ServerOptions options;
+  surge::app::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.core.db_path = absl::GetFlag(FLAGS_db);
   options.core.max_readers = absl::GetFlag(FLAGS_max_readers);
@@ -372,7 +372,7 @@ int main(int argc, char** argv) {
     options.http_allowed_hosts.emplace_back(absl::StripAsciiWhitespace(h));
   }
 
-  auto server = surge::rpc::SurgeServer::Start(options);
+  auto server = surge::app::Server::Start(options);
   if (!server.ok()) {
     std::cerr << "surge-server: " << server.status() << "\n";
     return 1;

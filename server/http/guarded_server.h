@@ -32,17 +32,11 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/util/tls_files.h"
 
 namespace surge::http {
 
-// PEM files of a TLS server: its certificate chain and key, and optionally
-// the CA that client certificates must be signed by (mutual TLS).
-struct TlsFiles {
-  std::string cert_file;
-  std::string key_file;
-  std::string client_ca_file;  // empty: no client certificates asked for
-  bool enabled() const { return !cert_file.empty(); }
-};
+using TlsFiles = util::TlsFiles;
 
 struct ConnectionLimits {
   absl::Duration header_timeout = absl::Seconds(10);

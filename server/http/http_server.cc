@@ -79,7 +79,7 @@ absl::Status ParseHostPort(const std::string& listen, std::string* host, int* po
 }
 
 HttpServer::HttpServer(const HttpOptions& options, core::SurgeCore* core,
-                       ServerMetrics* metrics)
+                       metrics::ServerMetrics* metrics)
     : options_(options), core_(core), metrics_(metrics), api_(core),
       server_(std::make_unique<GuardedServer>(options.limits)) {
   for (const StaticAsset& asset : StaticAssets()) {
@@ -89,7 +89,7 @@ HttpServer::HttpServer(const HttpOptions& options, core::SurgeCore* core,
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions& options,
                                                               core::SurgeCore* core,
-                                                              ServerMetrics* metrics) {
+                                                              metrics::ServerMetrics* metrics) {
   std::string host;
   int port = 0;
   absl::Status parsed = ParseHostPort(options.listen, &host, &port);

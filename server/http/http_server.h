@@ -3,7 +3,7 @@
 //   /api/v1/...   the JSON API (json_api.h; errors as api_error.h), and
 //                 /api/v1/jobs/{job}/fit/events, the job's fits as
 //                 server-sent events (the latest at once, then each new one);
-//   /metrics      Prometheus text format (ServerMetrics);
+//   /metrics      Prometheus text format (metrics::ServerMetrics);
 //   /healthz      "ok" while serving, 503 once shutting down;
 //   /, /jobs/{job}, /static/*   the dashboard (embedded static files).
 // Any method other than GET/HEAD is answered 405. Binds to loopback by default.
@@ -29,7 +29,7 @@
 #include "server/core/surge_core.h"
 #include "server/http/guarded_server.h"
 #include "server/http/json_api.h"
-#include "server/http/metrics.h"
+#include "server/metrics/metrics.h"
 
 namespace httplib {
 class Server;
@@ -65,7 +65,7 @@ class HttpServer {
   // INVALID_ARGUMENT when it is not host:port.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpOptions& options,
                                                            core::SurgeCore* core,
-                                                           ServerMetrics* metrics);
+                                                           metrics::ServerMetrics* metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -78,7 +78,7 @@ class HttpServer {
  private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
-  HttpServer(const HttpOptions& options, core::SurgeCore* core, ServerMetrics* metrics);
+  HttpServer(const HttpOptions& options, core::SurgeCore* core, metrics::ServerMetrics* metrics);
   void AddRoutes();
   // Wraps a handler so that its latency and status are recorded under `route`.
   Handler Timed(const std::string& route, Handler handler);
@@ -94,7 +94,7 @@ class HttpServer {
 
   const HttpOptions options_;
   core::SurgeCore* const core_;
-  ServerMetrics* const metrics_;
+  metrics::ServerMetrics* const metrics_;
   JsonApi api_;
   absl::flat_hash_map<std::string, std::string> assets_;  // embedded files by name
   std::unique_ptr<httplib::Server> server_;

@@ -8,7 +8,7 @@
 #include <atomic>
 
 #include "server/core/surge_core.h"
-#include "server/http/metrics.h"
+#include "server/metrics/metrics.h"
 #include "surge/v1/surge.grpc.pb.h"
 
 namespace surge::rpc {
@@ -22,7 +22,7 @@ struct SurgeServiceOptions {
 class SurgeService final : public surge::v1::Surge::Service {
  public:
   // `metrics` may be null (no metrics recorded); it must outlive the service.
-  explicit SurgeService(core::SurgeCore* core, http::ServerMetrics* metrics = nullptr,
+  explicit SurgeService(core::SurgeCore* core, metrics::ServerMetrics* metrics = nullptr,
                         const SurgeServiceOptions& options = {})
       : core_(core), metrics_(metrics), options_(options) {}
 
@@ -72,7 +72,7 @@ class SurgeService final : public surge::v1::Surge::Service {
   grpc::Status Measured(const char* method, Call&& call);
 
   core::SurgeCore* const core_;
-  http::ServerMetrics* const metrics_;
+  metrics::ServerMetrics* const metrics_;
   const SurgeServiceOptions options_;
   std::atomic<int> ingest_streams_{0};
 };

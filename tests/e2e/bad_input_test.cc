@@ -1,11 +1,11 @@
 // Bad input at volume (issue 11): one table of malformed inputs over gRPC
 // (the C++ client and raw streams), the HTTP API and `surge import` CSVs,
-// against an in-process SurgeServer on 127.0.0.1:0 (gRPC and HTTP) with a
+// against an in-process app::Server on 127.0.0.1:0 (gRPC and HTTP) with a
 // real SQLite file and the real CLI binary. Each case names the exact status
 // (gRPC code, HTTP status, or the CLI's "CODE: " prefix and exit 1) and a
 // part of the message that names the field, so a user can act on it.
 // Before httplib.h: it pulls in <resolv.h>, whose `_res` macro breaks Eigen's headers.
-#include "server/rpc/server.h"
+#include "server/app/server.h"
 
 #include <httplib.h>
 
@@ -50,12 +50,12 @@ Outcome FromStatus(const absl::StatusOr<T>& s) {
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    rpc::ServerOptions options;
+    app::ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.http_listen = "127.0.0.1:0";
     options.http_listen_required = true;
     options.core.db_path = dir_.File("bad.db");
-    auto server = rpc::SurgeServer::Start(options);
+    auto server = app::Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
@@ -139,7 +139,7 @@ class BadInputTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<rpc::SurgeServer> server_;
+  std::unique_ptr<app::Server> server_;
   std::unique_ptr<client::SurgeClient> client_;
   std::string address_;
   int files_ = 0;

@@ -1,5 +1,5 @@
 // One end-to-end test per RPC over real gRPC on 127.0.0.1:0 against an
-// in-process SurgeServer on a real SQLite file: status codes and messages
+// in-process app::Server on a real SQLite file: status codes and messages
 // cross the wire as documented in surge.proto; health checking answers.
 #include <grpcpp/create_channel.h>
 
@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "server/rpc/server.h"
+#include "server/app/server.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge {
@@ -25,13 +25,13 @@ class RpcE2eTest : public ::testing::Test {
 
   void Start(const rpc::SurgeServiceOptions& service) {
     server_.reset();
-    rpc::ServerOptions options;
+    app::ServerOptions options;
     options.service = service;
     options.listen = "127.0.0.1:0";
   options.http_listen = "127.0.0.1:0";
     options.core.db_path = dir_.File("rpc.db");
     options.shutdown_grace = absl::Seconds(2);
-    auto server = rpc::SurgeServer::Start(options);
+    auto server = app::Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     client::ClientOptions client_options;
@@ -63,7 +63,7 @@ class RpcE2eTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<rpc::SurgeServer> server_;
+  std::unique_ptr<app::Server> server_;
   std::unique_ptr<client::SurgeClient> client_;
 };
 
@@ -242,11 +242,11 @@ TEST_F(RpcE2eTest, GracefulShutdownKeepsAckedAndQueuedRecords) {
   std::string db = dir_.File("rpc.db");
   server_->Shutdown();
   server_.reset();
-  rpc::ServerOptions options;
+  app::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.http_listen = "127.0.0.1:0";
   options.core.db_path = db;
-  auto restarted = rpc::SurgeServer::Start(options);
+  auto restarted = app::Server::Start(options);
   ASSERT_TRUE(restarted.ok());
   client::ClientOptions client_options;
   client_options.target = "127.0.0.1:" + std::to_string((*restarted)->port());

@@ -99,7 +99,7 @@ class HttpLimitsTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<core::SurgeCore> core_;
-  ServerMetrics metrics_;
+  metrics::ServerMetrics metrics_;
   std::unique_ptr<HttpServer> server_;
   std::vector<int> slow_;
   std::thread dripper_;

@@ -1,16 +1,14 @@
-// SurgeServer: owns the core, the gRPC server (surge.v1.Surge, the
-// grpc.health.v1 health service and server reflection) and the dashboard's
-// HTTP server (server/http) with the process's metrics. Built from Options;
-// main.cc only parses flags into them. At start it takes the database's lock
-// (store::DbLock: one server per file) and refuses a database that is damaged
-// or cannot be written (store::CheckDatabaseAtStart) before it serves; its
-// ports are its own (no SO_REUSEPORT: a second server on them fails to start).
-// Without a token file it serves loopback addresses only; with `tls` both
-// gRPC and HTTP speak TLS from the same certificate (docs/security.md).
-#ifndef SURGE_SERVER_RPC_SERVER_H_
-#define SURGE_SERVER_RPC_SERVER_H_
-
-#include <grpcpp/server.h>
+// app::Server: the surge-server process's object, above both transports. It
+// is built from Options (main.cc only parses flags and the environment into
+// them) and wires: the database's lock and start-up checks (SQLite: one
+// server per file, store::DbLock and store::CheckDatabaseAtStart), the core
+// (server/core), the process's metrics (server/metrics), the gRPC port
+// (server/rpc) and the dashboard's HTTP port (server/http). Neither
+// transport knows the other. Without a token file it serves loopback
+// addresses only; with `tls` both ports speak TLS from the same certificate
+// (docs/security.md).
+#ifndef SURGE_SERVER_APP_SERVER_H_
+#define SURGE_SERVER_APP_SERVER_H_
 
 #include <memory>
 #include <string>
@@ -20,18 +18,19 @@
 #include "absl/time/time.h"
 #include "server/core/surge_core.h"
 #include "server/http/http_server.h"
-#include "server/http/metrics.h"
-#include "server/rpc/surge_service.h"
+#include "server/metrics/metrics.h"
+#include "server/rpc/grpc_server.h"
 #include "server/store/db_lock.h"
 #include "server/store/open_store.h"
+#include "server/util/tls_files.h"
 
-namespace surge::rpc {
+namespace surge::app {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
   core::CoreOptions core;
-  SurgeServiceOptions service;
-  // Checks of the database before serving (PRAGMA quick_check can be skipped).
+  rpc::SurgeServiceOptions service;
+  // Checks of a SQLite database before serving (PRAGMA quick_check can be skipped).
   store::StartupCheckOptions startup_checks;
   int max_message_bytes = 64 << 20;
   absl::Duration shutdown_grace = absl::Seconds(10);
@@ -49,21 +48,21 @@ struct ServerOptions {
   std::vector<std::string> http_allowed_hosts;
   // TLS for gRPC and HTTP; with client_ca_file, clients need a certificate
   // signed by it (mutual TLS).
-  http::TlsFiles tls;
+  util::TlsFiles tls;
 };
 
-class SurgeServer {
+class Server {
  public:
   // Locks and checks the database, opens it and starts serving.
   // FAILED_PRECONDITION when another server holds the database or it cannot
   // be written, DATA_LOSS when it is damaged, UNAVAILABLE when a port cannot
   // be bound (in use), INVALID_ARGUMENT for options out of range or a
   // non-loopback address without a token file.
-  static absl::StatusOr<std::unique_ptr<SurgeServer>> Start(const ServerOptions& options);
-  ~SurgeServer();
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
 
   // The bound port (useful with port 0).
-  int port() const { return port_; }
+  int port() const { return grpc_->port(); }
   // The bound HTTP port; 0 when HTTP is disabled or could not be bound.
   int http_port() const { return http_ ? http_->port() : 0; }
   // The core below the network (in-process callers, benchmarks, tests).
@@ -77,19 +76,17 @@ class SurgeServer {
   void Shutdown();
 
  private:
-  SurgeServer() = default;
+  Server() = default;
 
   ServerOptions options_;
-  std::unique_ptr<store::DbLock> db_lock_;  // held while the database is open
-  std::unique_ptr<http::ServerMetrics> metrics_;  // outlives everything below
+  std::unique_ptr<store::DbLock> db_lock_;           // held while the database is open
+  std::unique_ptr<metrics::ServerMetrics> metrics_;  // outlives everything below
   std::unique_ptr<core::SurgeCore> core_;
-  std::unique_ptr<SurgeService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<rpc::GrpcServer> grpc_;
   std::unique_ptr<http::HttpServer> http_;
-  int port_ = 0;
   bool stopped_ = false;
 };
 
-}  // namespace surge::rpc
+}  // namespace surge::app
 
-#endif  // SURGE_SERVER_RPC_SERVER_H_
+#endif  // SURGE_SERVER_APP_SERVER_H_

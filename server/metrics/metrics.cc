@@ -1,6 +1,6 @@
 // Implementation of ServerMetrics (see metrics.h): metric names, help texts
 // and histogram buckets live here.
-#include "server/http/metrics.h"
+#include "server/metrics/metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -11,7 +11,7 @@
 
 #include <string>
 
-namespace surge::http {
+namespace surge::metrics {
 namespace {
 
 // 100 us .. ~13 s, x2 per bucket: covers a cached GET and a slow fit.
@@ -112,4 +112,4 @@ std::string ServerMetrics::Render() const {
   return serializer.Serialize(registry_->Collect());
 }
 
-}  // namespace surge::http
+}  // namespace surge::metrics

@@ -3,8 +3,8 @@
 // the fit service's fit observer. Render() gives the text exposition format
 // served at /metrics. Thread-safe; every Observe* call is a few atomic adds
 // (label sets are created once and cached by prometheus-cpp's families).
-#ifndef SURGE_SERVER_HTTP_METRICS_H_
-#define SURGE_SERVER_HTTP_METRICS_H_
+#ifndef SURGE_SERVER_METRICS_METRICS_H_
+#define SURGE_SERVER_METRICS_METRICS_H_
 
 #include <cstdint>
 #include <memory>
@@ -23,7 +23,7 @@ template <typename T>
 class Family;
 }  // namespace prometheus
 
-namespace surge::http {
+namespace surge::metrics {
 
 class ServerMetrics {
  public:
@@ -62,6 +62,6 @@ class ServerMetrics {
   prometheus::Gauge* fit_streams_;
 };
 
-}  // namespace surge::http
+}  // namespace surge::metrics
 
-#endif  // SURGE_SERVER_HTTP_METRICS_H_
+#endif  // SURGE_SERVER_METRICS_METRICS_H_
