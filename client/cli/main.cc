@@ -24,10 +24,10 @@ int main(int argc, char** argv) {
       ->envname("SURGE_TLS_CA")
       ->check(CLI::ExistingFile);
   app.add_option("--tls_cert", tls_cert, "client certificate (PEM) for mutual TLS")
-      ->envname("SURGE_TLS_CERT")
+      ->envname("SURGE_CLIENT_CERT")
       ->check(CLI::ExistingFile);
   app.add_option("--tls_key", tls_key, "client key (PEM) of --tls_cert")
-      ->envname("SURGE_TLS_KEY")
+      ->envname("SURGE_CLIENT_KEY")
       ->check(CLI::ExistingFile);
 
   bool json = false;

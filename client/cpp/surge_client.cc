@@ -66,8 +66,8 @@ ClientOptions ClientOptionsFromEnv() {
   env("SURGE_SERVER", options.target);
   env("SURGE_TOKEN", options.token);
   env("SURGE_TLS_CA", options.tls_ca_file);
-  env("SURGE_TLS_CERT", options.tls_cert_file);
-  env("SURGE_TLS_KEY", options.tls_key_file);
+  env("SURGE_CLIENT_CERT", options.tls_cert_file);
+  env("SURGE_CLIENT_KEY", options.tls_key_file);
   return options;
 }
 

@@ -36,7 +36,7 @@ struct ClientOptions {
 };
 
 // ClientOptions with token and TLS files from the environment: SURGE_SERVER,
-// SURGE_TOKEN, SURGE_TLS_CA, SURGE_TLS_CERT, SURGE_TLS_KEY (unset: defaults).
+// SURGE_TOKEN, SURGE_TLS_CA, SURGE_CLIENT_CERT, SURGE_CLIENT_KEY (unset: defaults).
 ClientOptions ClientOptionsFromEnv();
 
 // The channel of `options` (TLS when tls_ca_file is set; the token added to

@@ -83,13 +83,13 @@ def make_channel(server: Optional[str] = None, *, token: Optional[str] = None,
     """A channel to `server`. `token` (default $SURGE_TOKEN) is sent with every
     call, for a server with tokens. `tls_ca` (default $SURGE_TLS_CA), the CA
     file of a TLS server's certificate, makes the channel TLS; `tls_cert` and
-    `tls_key` ($SURGE_TLS_CERT, $SURGE_TLS_KEY) add a client certificate
+    `tls_key` ($SURGE_CLIENT_CERT, $SURGE_CLIENT_KEY) add a client certificate
     (mutual TLS)."""
     target = resolve_server(server)
     token = token if token is not None else os.environ.get("SURGE_TOKEN") or None
     tls_ca = tls_ca or os.environ.get("SURGE_TLS_CA") or None
-    tls_cert = tls_cert or os.environ.get("SURGE_TLS_CERT") or None
-    tls_key = tls_key or os.environ.get("SURGE_TLS_KEY") or None
+    tls_cert = tls_cert or os.environ.get("SURGE_CLIENT_CERT") or None
+    tls_key = tls_key or os.environ.get("SURGE_CLIENT_KEY") or None
     if tls_ca:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=_read(tls_ca), private_key=_read(tls_key),
@@ -247,7 +247,7 @@ class SurgeClient:
                  token: Optional[str] = None, tls_ca: Optional[str] = None,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
         """`token` and the TLS files as for make_channel() (defaults from the
-        environment: SURGE_TOKEN, SURGE_TLS_CA, SURGE_TLS_CERT, SURGE_TLS_KEY)."""
+        environment: SURGE_TOKEN, SURGE_TLS_CA, SURGE_CLIENT_CERT, SURGE_CLIENT_KEY)."""
         self.server = resolve_server(server)
         self.timeout = timeout
         self.retries = retries
