@@ -17,6 +17,7 @@ PACKAGES=(
   fiu-utils libfiu0
   libssl-dev openssl
   nginx python3-yaml
+  postgresql-15 libpq-dev
 )
 
 # Optional: clang (14) and its compiler-rt, which holds libFuzzer and the ASan/UBSan runtimes

@@ -3,6 +3,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/pg_store.h"
 
 namespace surge::store {
 
@@ -49,9 +50,13 @@ absl::StatusOr<DbTarget> ParseDbTarget(const std::string& value) {
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const DbTarget& target,
                                                  const StoreOptions& options) {
   if (!target.sqlite()) {
-    return absl::UnimplementedError(
-        absl::StrCat("database ", target.Describe(),
-                     ": this build has no PostgreSQL store (issue 12); use a SQLite file"));
+    absl::StatusOr<std::unique_ptr<PgStore>> store = PgStore::Open(target.url, options);
+    if (!store.ok()) {
+      // The URL without its password names the database.
+      return absl::Status(store.status().code(), absl::StrCat("database ", target.Describe(), ": ",
+                                                              store.status().message()));
+    }
+    return std::unique_ptr<Store>(std::move(*store));
   }
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(target.path, options);
   if (!store.ok()) return store.status();
