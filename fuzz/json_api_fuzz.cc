@@ -35,7 +35,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/stubs/logging.h"
+#include "server/core/fit_service.h"
+#include "server/core/ingest_stream.h"
+#include "server/core/page_token.h"
 #include "server/core/surge_core.h"
+#include "server/core/write_queue.h"
 #include "server/http/api_error.h"
 
 namespace {

@@ -29,34 +29,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/evidence.h"
+#include "server/core/options.h"
+#include "server/core/fit_entry.h"
 #include "server/core/reader_pool.h"
 #include "server/core/write_queue.h"
 #include "server/fit/fit_job.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::core {
-
-struct FitServiceOptions {
-  absl::Duration debounce = absl::Milliseconds(300);
-  absl::Duration max_delay = absl::Seconds(5);
-  fit::FitOptions fit;
-  int threads = 2;  // background fit threads, >= 1
-  // Tests only: called on the fit thread before each background fit.
-  std::function<void(const std::string& job)> before_fit_for_testing;
-  // Tests only: called inside every fit computation, under the job's lock.
-  std::function<void(const std::string& job)> inside_fit_for_testing;
-  // Optional observer (metrics): called after each fit computation with its
-  // duration (evidence loading + fitting) and whether the evidence could be
-  // fitted. Must be cheap and must not call back in.
-  std::function<void(absl::Duration fit_time, bool fitted)> on_fit;
-};
-
-// One published fit; immutable.
-struct FitEntry {
-  surge::v1::Fit proto;           // as stored (version, inputs, stages ...)
-  std::optional<fit::JobFit> fit; // absent when the evidence cannot be fitted
-  absl::Status status;            // why `fit` is absent
-};
 
 struct FitServiceStats {
   int64_t fits_computed = 0;

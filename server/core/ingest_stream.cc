@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/surge_core.h"
+#include "server/core/write_queue.h"
 #include "server/core/validation.h"
 
 namespace surge::core {
@@ -22,12 +23,12 @@ IngestStream::~IngestStream() {
   if (holds_slot_) core_->tenant_limits().CloseStream(caller_.tenant);
 }
 
-absl::StatusOr<store::RunKey> IngestStream::ResolveRun(const std::string& job,
+absl::StatusOr<int64_t> IngestStream::ResolveRun(const std::string& job,
                                                        const std::string& run) {
   std::string key = absl::StrCat(job, std::string(1, '\0'), run);
   auto it = run_cache_.find(key);
   if (it != run_cache_.end()) return it->second;
-  absl::StatusOr<store::RunKey> found = core_->LookupRun(job, run, caller_);
+  absl::StatusOr<int64_t> found = core_->LookupRunId(job, run, caller_);
   if (found.ok()) run_cache_.emplace(std::move(key), *found);
   return found;
 }
@@ -51,12 +52,12 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
   for (int i = 0; i < request->records_size(); ++i) {
     const std::string& run = request->records(i).run();
     if (last_run == nullptr || *last_run != run) {
-      absl::StatusOr<store::RunKey> key = ResolveRun(request->job(), run);
+      absl::StatusOr<int64_t> key = ResolveRun(request->job(), run);
       if (!key.ok()) {
         return WithContext(key.status(), absl::StrCat(prefix, "records[", i, "].run: "));
       }
       last_run = &run;
-      last_run_id = key->run_id;
+      last_run_id = *key;
     }
     batch.run_ids.push_back(last_run_id);
   }

@@ -20,7 +20,6 @@
 #include "absl/status/status.h"
 #include "server/core/auth.h"
 #include "server/core/write_queue.h"
-#include "server/store/store.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::core {
@@ -53,14 +52,14 @@ class IngestStream {
   absl::Status commit_status() const;
 
  private:
-  absl::StatusOr<store::RunKey> ResolveRun(const std::string& job, const std::string& run);
+  absl::StatusOr<int64_t> ResolveRun(const std::string& job, const std::string& run);
   void OnCommitted(uint64_t seq, const absl::StatusOr<BatchResult>& result);
 
   SurgeCore* const core_;
   const Caller caller_;
   const bool holds_slot_;
   uint64_t last_seq_ = 0;  // only the reading thread touches these two
-  absl::flat_hash_map<std::string, store::RunKey> run_cache_;  // key: job + '\0' + run
+  absl::flat_hash_map<std::string, int64_t> run_cache_;  // run ids; key: job + '\0' + run
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -13,6 +13,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/core/fit_convert.h"
+#include "server/core/fit_service.h"
+#include "server/core/ingest_stream.h"
+#include "server/core/page_token.h"
+#include "server/core/reader_pool.h"
+#include "server/core/write_queue.h"
+#include "server/store/open_store.h"
 #include "server/core/validation.h"
 #include "server/util/status_macros.h"
 
@@ -26,8 +32,13 @@ int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& options) {
   // The writer opens first: it runs the migrations that readers rely on.
   SURGE_ASSIGN_OR_RETURN(store::DbTarget target, store::ParseDbTarget(options.db_path));
+  store::StoreOptions store_options;
+  store_options.wal_autocheckpoint_pages = options.wal_autocheckpoint_pages;
+  if (options.unsafe_synchronous_normal_for_testing) {
+    store_options.synchronous = store::StoreOptions::Synchronous::kNormal;
+  }
   SURGE_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> writer,
-                         store::OpenStore(target, options.store));
+                         store::OpenStore(target, store_options));
   auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
   auto readers = std::make_unique<ReaderPool>(target, options.max_readers);
   std::unique_ptr<SurgeCore> core(new SurgeCore(std::move(queue), std::move(readers), options));
@@ -71,7 +82,29 @@ absl::StatusOr<std::unique_ptr<IngestStream>> SurgeCore::OpenIngestStream(const 
   return std::make_unique<IngestStream>(this, caller, /*holds_slot=*/true);
 }
 
+SurgeCore::SurgeCore(std::unique_ptr<WriteQueue> write_queue, std::unique_ptr<ReaderPool> readers,
+                     const CoreOptions& options)
+    : write_queue_(std::move(write_queue)),
+      readers_(std::move(readers)),
+      fits_(std::make_unique<FitService>(readers_.get(), write_queue_.get(), options.fits)),
+      auth_(options.tokens_file),
+      tenant_limits_(options.tenant_limits) {}
+
 SurgeCore::~SurgeCore() { Shutdown(); }
+
+std::shared_ptr<const FitEntry> SurgeCore::WaitNewerFit(const std::string& job,
+                                                        int64_t after_version,
+                                                        absl::Duration timeout) {
+  return fits_->WaitNewer(job, after_version, timeout);
+}
+
+bool SurgeCore::stopping() const { return fits_->stopping(); }
+void SurgeCore::StopFits() { fits_->Stop(); }
+void SurgeCore::OnRecordsStored(const std::string& job) { fits_->MarkDirty(job); }
+
+std::unique_ptr<IngestStream> SurgeCore::OpenIngestStream() {
+  return std::make_unique<IngestStream>(this, Caller::Local(), /*holds_slot=*/false);
+}
 
 void SurgeCore::Shutdown() {
   fits_->Stop();
@@ -341,12 +374,12 @@ absl::StatusOr<surge::v1::Advice> SurgeCore::GetAdvice(
   return response;
 }
 
-absl::StatusOr<store::RunKey> SurgeCore::LookupRun(const std::string& job,
-                                                   const std::string& run,
-                                                   const Caller& caller) {
+absl::StatusOr<int64_t> SurgeCore::LookupRunId(const std::string& job, const std::string& run,
+                                               const Caller& caller) {
   SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kWrite, job));
   SURGE_ASSIGN_OR_RETURN(auto reader, readers_->Acquire());
-  return reader->LookupRun(job, run);
+  SURGE_ASSIGN_OR_RETURN(store::RunKey key, reader->LookupRun(job, run));
+  return key.run_id;
 }
 
 std::string EncodePageToken(const store::RecordCursor& cursor) {

@@ -1,7 +1,10 @@
-// SurgeCore: the server's logic below the network, shared by gRPC (and later
-// HTTP) handlers. It validates requests, routes writes through the single
-// WriteQueue and reads through the ReaderPool. Every method is thread-safe
-// and returns absl::Status codes that map 1:1 to gRPC codes.
+// SurgeCore: the server's logic below the network, shared by the gRPC and
+// HTTP handlers. It authenticates and authorizes callers, validates
+// requests, routes writes through the single WriteQueue and reads through
+// the ReaderPool. Every method is thread-safe and returns absl::Status codes
+// that map 1:1 to gRPC codes. This header names no store type: the parts
+// below (write queue, readers, fit service, ingest streams) are declared
+// here only, in their own headers for the code that needs them.
 #ifndef SURGE_SERVER_CORE_SURGE_CORE_H_
 #define SURGE_SERVER_CORE_SURGE_CORE_H_
 
@@ -12,29 +15,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/core/auth.h"
-#include "server/core/fit_service.h"
-#include "server/core/ingest_stream.h"
-#include "server/core/reader_pool.h"
+#include "server/core/fit_entry.h"
+#include "server/core/options.h"
 #include "server/core/tenant_limits.h"
-#include "server/core/write_queue.h"
 #include "surge/v1/surge.pb.h"
 
 namespace surge::core {
 
-struct CoreOptions {
-  std::string db_path = "surge.db";
-  WriteQueueOptions write;
-  FitServiceOptions fits;
-  int max_readers = 8;
-  // The writer connection's options (readers keep the defaults). Tests only
-  // change them: the power-cut test's checkpoint interval and its
-  // synchronous=NORMAL self-check (tests/durability/).
-  store::StoreOptions store;
-  // Bearer tokens (auth.h); empty: no tokens, every call is the local admin.
-  std::string tokens_file;
-  TenantLimitOptions tenant_limits;
-};
+class FitService;
+class IngestStream;
+class ReaderPool;
+class WriteQueue;
 
 class SurgeCore {
  public:
@@ -74,10 +67,8 @@ class SurgeCore {
   absl::StatusOr<std::shared_ptr<const FitEntry>> LatestFit(
       const std::string& job, const Caller& caller = Caller::Local());
   std::shared_ptr<const FitEntry> WaitNewerFit(const std::string& job, int64_t after_version,
-                                               absl::Duration timeout) {
-    return fits_->WaitNewer(job, after_version, timeout);
-  }
-  bool stopping() const { return fits_->stopping(); }
+                                               absl::Duration timeout);
+  bool stopping() const;
   FitService& fits() { return *fits_; }
 
   // Starts the server side of an Ingest stream for `caller` (a writer):
@@ -85,9 +76,7 @@ class SurgeCore {
   // its limit of streams open.
   absl::StatusOr<std::unique_ptr<IngestStream>> OpenIngestStream(const Caller& caller);
   // The local admin's stream (in-process callers and tests; no stream slot).
-  std::unique_ptr<IngestStream> OpenIngestStream() {
-    return std::make_unique<IngestStream>(this, Caller::Local(), /*holds_slot=*/false);
-  }
+  std::unique_ptr<IngestStream> OpenIngestStream();
 
   // --- who is calling ---
   // The Caller of a request's "Bearer <token>" (empty: none given).
@@ -103,26 +92,22 @@ class SurgeCore {
   TenantLimits& tenant_limits() { return tenant_limits_; }
 
   // Ends fit watchers and the fit thread (first step of a shutdown).
-  void StopFits() { fits_->Stop(); }
+  void StopFits();
   // Stops fits, commits what is queued, then refuses writes with Unavailable.
   void Shutdown();
 
   // Called (on the writer thread) after records of `job` were committed.
-  void OnRecordsStored(const std::string& job) { fits_->MarkDirty(job); }
+  void OnRecordsStored(const std::string& job);
 
-  // Used by IngestStream.
-  absl::StatusOr<store::RunKey> LookupRun(const std::string& job, const std::string& run,
-                                          const Caller& caller = Caller::Local());
+  // Used by IngestStream: the id of `run` of `job`, which must be the
+  // caller's tenant's (NOT_FOUND otherwise).
+  absl::StatusOr<int64_t> LookupRunId(const std::string& job, const std::string& run,
+                                      const Caller& caller = Caller::Local());
   WriteQueue& write_queue() { return *write_queue_; }
 
  private:
   SurgeCore(std::unique_ptr<WriteQueue> write_queue, std::unique_ptr<ReaderPool> readers,
-            const CoreOptions& options)
-      : write_queue_(std::move(write_queue)),
-        readers_(std::move(readers)),
-        fits_(std::make_unique<FitService>(readers_.get(), write_queue_.get(), options.fits)),
-        auth_(options.tokens_file),
-        tenant_limits_(options.tenant_limits) {}
+            const CoreOptions& options);
 
   // The tenant of `job` (cached; jobs never change tenant), or NOT_FOUND.
   absl::StatusOr<std::string> TenantOf(const std::string& job);
@@ -136,10 +121,6 @@ class SurgeCore {
   std::mutex tenant_mu_;
   absl::flat_hash_map<std::string, std::string> tenant_of_;  // job -> tenant
 };
-
-// Page tokens of ListRecords: "<run_id>:<step>" behind a version tag.
-std::string EncodePageToken(const store::RecordCursor& cursor);
-absl::StatusOr<store::RecordCursor> DecodePageToken(const std::string& token);
 
 }  // namespace surge::core
 

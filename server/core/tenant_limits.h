@@ -13,14 +13,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/core/options.h"
 
 namespace surge::core {
-
-struct TenantLimitOptions {
-  int max_streams = 0;              // open Ingest streams per tenant
-  double max_records_per_s = 0;     // records accepted per second per tenant
-  int64_t max_queued_bytes = 0;     // bytes of batches waiting for commit per tenant
-};
 
 class TenantLimits {
  public:

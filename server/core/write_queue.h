@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/store/store.h"
+#include "server/core/options.h"
 
 namespace surge::core {
 
@@ -40,22 +41,6 @@ struct PendingBatch {
   std::vector<int64_t> run_ids;  // parallel to request->records()
   size_t bytes = 0;              // set by SubmitBatch: request->ByteSizeLong()
   std::function<void(const absl::StatusOr<BatchResult>&)> done;
-};
-
-struct WriteQueueOptions {
-  // SubmitBatch blocks while more records than this, or more bytes (the
-  // batches' serialized size), are waiting; a batch larger than a whole
-  // budget is admitted alone once the queue is empty.
-  size_t max_queued_records = 1 << 20;
-  size_t max_queued_bytes = size_t{256} << 20;
-  // Upper bound on the records in one transaction.
-  size_t max_records_per_commit = 1 << 18;
-  // Optional observer (metrics): called on the writer thread after each
-  // successful group COMMIT with the COMMIT statement's latency and the
-  // records it made durable. Must be cheap and must not call back in.
-  std::function<void(absl::Duration commit_latency, int64_t records_stored,
-                     int64_t records_duplicate)>
-      on_commit;
 };
 
 struct WriteQueueStats {

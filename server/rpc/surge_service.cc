@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/core/ingest_stream.h"
 #include "server/rpc/parse_error_interceptor.h"
 #include "server/rpc/status_convert.h"
 

@@ -50,7 +50,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/core/fit_service.h"
+#include "server/core/ingest_stream.h"
+#include "server/core/page_token.h"
 #include "server/core/surge_core.h"
+#include "server/core/write_queue.h"
 #include "tests/durability/cut_vfs.h"
 #include "tests/support/temp_dir.h"
 
@@ -292,11 +296,12 @@ surge::v1::CreateRunRequest RunRequest(const std::string& name, int64_t batch_si
 core::CoreOptions CycleOptions(const std::string& db, const HarnessOptions& options, int cycle) {
   core::CoreOptions core;
   core.db_path = db;
-  core.store.synchronous = options.synchronous;
+  core.unsafe_synchronous_normal_for_testing =
+      options.synchronous == store::StoreOptions::Synchronous::kNormal;
   // Every other pair of cycles checkpoints every 32 WAL pages, so cuts also
   // land inside checkpoints (database writes, syncs, WAL restarts); the
   // others keep the server's interval (10,000 pages).
-  if ((cycle / 2) % 2 == 1) core.store.wal_autocheckpoint_pages = 32;
+  if ((cycle / 2) % 2 == 1) core.wal_autocheckpoint_pages = 32;
   core.fits.debounce = absl::Milliseconds(5);  // fits run (and store) within a cycle
   core.fits.threads = 1;
   core.max_readers = 4;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/core/ingest_stream.h"
 #include "server/util/status_macros.h"
 
 namespace surge::testing {

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/core/ingest_stream.h"
 #include "server/core/surge_core.h"
 #include "tests/support/temp_dir.h"
 

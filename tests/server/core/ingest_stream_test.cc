@@ -19,7 +19,11 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/fit_service.h"
+#include "server/core/ingest_stream.h"
+#include "server/core/page_token.h"
 #include "server/core/surge_core.h"
+#include "server/core/write_queue.h"
 #include "server/core/validation.h"
 #include "tests/server/core/core_test_util.h"
 

@@ -1,6 +1,10 @@
 // Tests of SurgeCore on a real database file: jobs, runs, deletes, record
 // listing with page tokens, shutdown and reopening.
+#include "server/core/fit_service.h"
+#include "server/core/ingest_stream.h"
+#include "server/core/page_token.h"
 #include "server/core/surge_core.h"
+#include "server/core/write_queue.h"
 
 #include <algorithm>
 #include <cstdint>
