@@ -26,6 +26,8 @@
 #include "absl/strings/str_split.h"
 #include "server/core/auth.h"
 #include "server/app/server.h"
+#include "server/store/copy_store.h"
+#include "server/store/db_lock.h"
 #include "server/store/open_store.h"
 #include "server/util/host.h"
 
@@ -159,6 +161,10 @@ ABSL_FLAG(bool, startup_quick_check, true,
           "(~0.2 s per million records on a 2-core VM; false skips it for very large files)");
 ABSL_FLAG(int, shutdown_grace_s, 10,
           "seconds in-flight calls get to finish after SIGTERM before they are cancelled");
+ABSL_FLAG(std::string, copy_to, "",
+          "copy the --db database into this one (e.g. postgresql://...; it must hold none of "
+          "the jobs), verify every run's record count and checksum, print the figures and exit "
+          "(0: the copy is whole); no server is started");
 ABSL_FLAG(std::string, tokens_file, "",
           "bearer tokens (lines 'TENANT ROLE sha256:HEX', made by `surge token new`); every "
           "gRPC and HTTP API call then needs one. Default: $SURGE_TOKENS_FILE. Without it the "
@@ -306,6 +312,55 @@ std::vector<std::string> FlagProblems(const std::vector<char*>& positional,
 
 }  // namespace
 
+namespace {
+
+// --copy_to: copies --db into another database and verifies it (docs/scaling.md,
+// "Moving to PostgreSQL"). 0 when the copy is whole, 1 otherwise.
+int CopyDatabase(const std::string& from_value, const std::string& to_value) {
+  auto fail = [](const absl::Status& status) {
+    std::cerr << "surge-server: copy failed: " << status << std::endl;
+    return 1;
+  };
+  absl::StatusOr<surge::store::DbTarget> from = surge::store::ParseDbTarget(from_value);
+  absl::StatusOr<surge::store::DbTarget> to = surge::store::ParseDbTarget(to_value);
+  if (!from.ok()) return fail(from.status());
+  if (!to.ok()) return fail(to.status());
+  // A SQLite source must not change under the copy: no server may hold it.
+  std::unique_ptr<surge::store::DbLock> lock;
+  if (from->sqlite()) {
+    absl::StatusOr<std::unique_ptr<surge::store::DbLock>> locked =
+        surge::store::DbLock::Acquire(from->path);
+    if (!locked.ok()) return fail(locked.status());
+    lock = std::move(*locked);
+  }
+  absl::StatusOr<std::unique_ptr<surge::store::Store>> source = surge::store::OpenStore(*from);
+  if (!source.ok()) return fail(source.status());
+  absl::StatusOr<std::unique_ptr<surge::store::Store>> dest = surge::store::OpenStore(*to);
+  if (!dest.ok()) return fail(dest.status());
+  absl::Time start = absl::Now();
+  int64_t jobs_done = 0;
+  absl::StatusOr<surge::store::CopyReport> copied =
+      surge::store::CopyStore(**source, **dest, [&](const std::string& job) {
+        ++jobs_done;
+        std::cout << "copied job " << job << " (" << jobs_done << ")" << std::endl;
+      });
+  if (!copied.ok()) return fail(copied.status());
+  absl::Duration copy_time = absl::Now() - start;
+  absl::StatusOr<surge::store::VerifyReport> verified = surge::store::VerifyCopy(**source, **dest);
+  if (!verified.ok()) return fail(verified.status());
+  std::cout << "copied " << from->Describe() << " -> " << to->Describe() << ": " << copied->jobs
+            << " jobs, " << copied->runs << " runs, " << copied->records << " records, "
+            << copied->optima << " optima, " << copied->fits << " latest fits in "
+            << absl::FormatDuration(copy_time) << std::endl;
+  std::cout << "verified " << verified->runs.size()
+            << " runs (record counts and checksums): " << verified->problems.size()
+            << " problems" << std::endl;
+  for (const std::string& problem : verified->problems) std::cerr << "  " << problem << "\n";
+  return verified->problems.empty() ? 0 : 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "stores training telemetry and answers learning-rate questions.\n"
@@ -329,6 +384,10 @@ int main(int argc, char** argv) {
     std::cout << "surge-server: from the environment:";
     for (const auto& [flag, env_name] : from_env) std::cout << " " << env_name;
     std::cout << std::endl;
+  }
+
+  if (!absl::GetFlag(FLAGS_copy_to).empty()) {
+    return CopyDatabase(absl::GetFlag(FLAGS_db), absl::GetFlag(FLAGS_copy_to));
   }
 
   // A client that closes a TLS connection while its answer is being written
