@@ -40,24 +40,30 @@ constexpr char kJobSelect[] =
     "  j.target_losses, j.k_steps, j.tenant "
     "FROM jobs j ";
 
-// One batch: the records inserted from column arrays (new keys returned),
-// the runs' counters bumped by the new ones only. $11: now.
-constexpr PgPrepared kInsertRecords = {
-    "insert_records",
-    "WITH ins AS ("
-    "  INSERT INTO records (run_id, step, examples, lr, loss, eval_loss, grad_sq_small, "
-    "    grad_sq_big, b_small, b_big) "
-    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], "
-    "    $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::bigint[], $10::bigint[]) "
-    "  ON CONFLICT (run_id, step) DO NOTHING "
-    "  RETURNING run_id, step), "
-    "bump AS ("
-    "  UPDATE runs SET record_count = runs.record_count + c.added, "
-    "    last_step = GREATEST(runs.last_step, c.max_step), update_time_us = $11 "
-    "  FROM (SELECT run_id, COUNT(*) AS added, MAX(step) AS max_step FROM ins "
-    "        GROUP BY run_id) AS c "
-    "  WHERE runs.id = c.run_id) "
-    "SELECT run_id, step FROM ins"};
+// One batch's records from column arrays ($1..$10): first as new records (a
+// unique violation sends the batch to kInsertResent) ...
+#define SURGE_INSERT_RECORDS_FROM_ARRAYS                                                   \
+  "INSERT INTO records (run_id, step, examples, lr, loss, eval_loss, grad_sq_small, "      \
+  "  grad_sq_big, b_small, b_big) "                                                        \
+  "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], "          \
+  "  $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::bigint[], $10::bigint[]) "
+constexpr PgPrepared kInsertNew = {"insert_new", SURGE_INSERT_RECORDS_FROM_ARRAYS};
+
+// ... then, for a batch with re-sent records, skipping the stored keys and
+// returning the new ones.
+constexpr PgPrepared kInsertResent = {
+    "insert_resent", SURGE_INSERT_RECORDS_FROM_ARRAYS
+    "ON CONFLICT (run_id, step) DO NOTHING RETURNING run_id, step"};
+#undef SURGE_INSERT_RECORDS_FROM_ARRAYS
+
+// The runs' counters of one batch: ids, records added, highest step; $4:
+// now. Returns the ids it found (a run deleted meanwhile is missing).
+constexpr PgPrepared kBumpRuns = {
+    "bump_runs",
+    "UPDATE runs SET record_count = runs.record_count + c.added, "
+    "  last_step = GREATEST(runs.last_step, c.max_step), update_time_us = $4 "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(id, added, max_step) "
+    "WHERE runs.id = c.id RETURNING runs.id"};
 
 // The stored values of (run_id, step) keys given as two arrays.
 constexpr PgPrepared kStoredRecords = {
@@ -96,7 +102,8 @@ constexpr PgPrepared kListRecords = {
     "SELECT step, examples, lr, loss, eval_loss, grad_sq_small, grad_sq_big, b_small, b_big "
     "FROM records WHERE run_id = $1 AND step > $2 ORDER BY step LIMIT $3"};
 
-// --- numbers as text: exact both ways
+// --- numbers: text parameters exact both ways; arrays and the results of
+// prepared statements in binary (no float parsing on either side)
 
 void AppendInt(std::string* out, int64_t v) {
   char buf[24];
@@ -118,11 +125,52 @@ void AppendDouble(std::string* out, double v) {
   }
 }
 
+void AppendBig32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+void AppendBig64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+uint64_t ReadBig(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kFloat4Oid = 700;
+constexpr Oid kFloat8Oid = 701;
+
+// Cells of text or binary results (binary: big-endian, by the column's size
+// and type).
 int64_t CellInt(const PGresult* r, int row, int col) {
-  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
+  const char* v = PQgetvalue(r, row, col);
+  if (PQfformat(r, col) == 0) return std::strtoll(v, nullptr, 10);
+  const int len = PQgetlength(r, row, col);
+  const uint64_t raw = ReadBig(v, len);
+  switch (len) {
+    case 2: return static_cast<int16_t>(raw);
+    case 4: return static_cast<int32_t>(raw);
+    default: return static_cast<int64_t>(raw);
+  }
 }
 double CellDouble(const PGresult* r, int row, int col) {
-  return std::strtod(PQgetvalue(r, row, col), nullptr);
+  const char* v = PQgetvalue(r, row, col);
+  if (PQfformat(r, col) == 0) return std::strtod(v, nullptr);
+  const Oid type = PQftype(r, col);
+  if (type == kFloat8Oid) {
+    uint64_t bits = ReadBig(v, 8);
+    double d;
+    std::memcpy(&d, &bits, sizeof(d));
+    return d;
+  }
+  if (type == kFloat4Oid) {
+    uint32_t bits = static_cast<uint32_t>(ReadBig(v, 4));
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    return f;
+  }
+  return static_cast<double>(CellInt(r, row, col));
 }
 std::string CellText(const PGresult* r, int row, int col) {
   return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
@@ -133,34 +181,44 @@ std::optional<double> CellOptDouble(const PGresult* r, int row, int col) {
   return CellDouble(r, row, col);
 }
 
-// A one-dimensional array literal ({1,2,NULL}) of numbers.
-class ArrayText {
+// A one-dimensional bigint[] or float8[] parameter in PostgreSQL's binary
+// array format (array_recv): ndim, has-nulls flag, element type, size,
+// lower bound, then per element its length (-1: NULL) and big-endian value.
+class NumberArray {
  public:
-  explicit ArrayText(size_t n) { text_.reserve(n * 12 + 2); }
+  NumberArray(Oid element, size_t n) {
+    data_.reserve(20 + n * 12);
+    AppendBig32(&data_, 1);  // ndim
+    AppendBig32(&data_, 0);  // has nulls (set by Null)
+    AppendBig32(&data_, element);
+    AppendBig32(&data_, 0);  // size (set by Finish)
+    AppendBig32(&data_, 1);  // lower bound
+  }
   void Int(int64_t v) {
-    Sep();
-    AppendInt(&text_, v);
+    AppendBig32(&data_, 8);
+    AppendBig64(&data_, static_cast<uint64_t>(v));
+    ++size_;
   }
   void Double(double v) {
-    Sep();
-    AppendDouble(&text_, v);
+    uint64_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    AppendBig32(&data_, 8);
+    AppendBig64(&data_, bits);
+    ++size_;
   }
   void Null() {
-    Sep();
-    text_.append("NULL");
+    AppendBig32(&data_, 0xffffffffu);
+    data_[7] = 1;
+    ++size_;
   }
   std::string Finish() && {
-    text_.push_back('}');
-    return std::move(text_);
+    for (int i = 0; i < 4; ++i) data_[12 + i] = static_cast<char>(size_ >> (24 - 8 * i));
+    return std::move(data_);
   }
 
  private:
-  void Sep() {
-    if (!first_) text_.push_back(',');
-    first_ = false;
-  }
-  std::string text_ = "{";
-  bool first_ = true;
+  std::string data_;
+  uint32_t size_ = 0;
 };
 
 // A record from columns examples, lr, loss, eval_loss, grad_sq_small,
@@ -181,15 +239,6 @@ void ReadRecordValues(const PGresult* r, int row, int col, surge::v1::Record* ou
 
 std::string TrimMessage(const char* message) {
   return std::string(absl::StripTrailingAsciiWhitespace(message ? message : ""));
-}
-
-// The run id in a foreign-key violation's detail: Key (run_id)=(42) is not
-// present in table "runs".
-std::string MissingRunId(absl::string_view message) {
-  size_t at = message.find("(run_id)=(");
-  if (at == absl::string_view::npos) return "?";
-  absl::string_view rest = message.substr(at + 10);
-  return std::string(rest.substr(0, rest.find(')')));
 }
 
 }  // namespace
@@ -403,10 +452,11 @@ absl::StatusOr<PgStore::Result> PgStore::Query(absl::string_view what, const std
 
 absl::StatusOr<PgStore::Result> PgStore::Execute(const PgPrepared& stmt, const PgParams& params,
                                              Retry retry) {
-  absl::StatusOr<Result> r = Send(stmt.name, &stmt, nullptr, params, 0);
+  // Prepared statements return binary results (read by the Cell helpers).
+  absl::StatusOr<Result> r = Send(stmt.name, &stmt, nullptr, params, 1);
   if (!r.ok() && retry == Retry::kOnce && txn_depth_ == 0 &&
       PQstatus(conn_) == CONNECTION_BAD) {
-    r = Send(stmt.name, &stmt, nullptr, params, 0);
+    r = Send(stmt.name, &stmt, nullptr, params, 1);
   }
   return r;
 }
@@ -500,11 +550,31 @@ absl::StatusOr<int64_t> PgStore::JobId(const std::string& name) {
 absl::StatusOr<DeleteCounts> PgStore::DeleteJob(const std::string& name) {
   return Transaction([&]() -> absl::StatusOr<DeleteCounts> {
     SURGE_ASSIGN_OR_RETURN(int64_t job_id, JobId(name));
+    // The job's row locked: no run can be added to it meanwhile (an insert
+    // into runs checks its foreign key with a key-share lock on it).
+    SURGE_ASSIGN_OR_RETURN(Result locked, Query("lock job",
+                                                "SELECT id FROM jobs WHERE id = $1 FOR UPDATE",
+                                                PgParams().Int(job_id), Retry::kNo));
+    if (PQntuples(locked.get()) == 0) {
+      return absl::NotFoundError(absl::StrCat("job '", name, "' not found"));
+    }
+    // The runs' rows, then their records (as DeleteRun), then the job with
+    // its optima and fits (ON DELETE CASCADE).
     SURGE_ASSIGN_OR_RETURN(
-        Result count, Query("count job", "SELECT COUNT(*), COALESCE(SUM(record_count), 0) "
-                                         "FROM runs WHERE job_id = $1",
-                            PgParams().Int(job_id)));
-    DeleteCounts counts{CellInt(count.get(), 0, 0), CellInt(count.get(), 0, 1)};
+        Result runs, Query("delete runs", "DELETE FROM runs WHERE job_id = $1 RETURNING id, "
+                                          "record_count",
+                           PgParams().Int(job_id), Retry::kNo));
+    DeleteCounts counts;
+    NumberArray ids(kInt8Oid, static_cast<size_t>(PQntuples(runs.get())));
+    for (int row = 0; row < PQntuples(runs.get()); ++row) {
+      ids.Int(CellInt(runs.get(), row, 0));
+      ++counts.runs;
+      counts.records += CellInt(runs.get(), row, 1);
+    }
+    SURGE_RETURN_IF_ERROR(Query("delete job records",
+                                "DELETE FROM records WHERE run_id = ANY($1::bigint[])",
+                                PgParams().Bytes(std::move(ids).Finish()), Retry::kNo)
+                              .status());
     SURGE_RETURN_IF_ERROR(
         Query("delete job", "DELETE FROM jobs WHERE id = $1", PgParams().Int(job_id), Retry::kNo)
             .status());
@@ -518,7 +588,7 @@ absl::StatusOr<std::vector<surge::v1::Run>> PgStore::RunsFromResult(const PGresu
                                                                    const std::string& job,
                                                                    std::vector<int64_t>* ids) {
   std::vector<surge::v1::Run> runs;
-  ArrayText id_array(static_cast<size_t>(PQntuples(r)));
+  NumberArray id_array(kInt8Oid, static_cast<size_t>(PQntuples(r)));
   absl::flat_hash_map<int64_t, size_t> index;
   for (int row = 0; row < PQntuples(r); ++row) {
     surge::v1::Run& run = runs.emplace_back();
@@ -555,7 +625,7 @@ absl::StatusOr<std::vector<surge::v1::Run>> PgStore::RunsFromResult(const PGresu
   SURGE_ASSIGN_OR_RETURN(
       Result labels, Query("run labels",
                            "SELECT run_id, key, value FROM run_labels WHERE run_id = ANY($1::bigint[])",
-                           PgParams().Text(std::move(id_array).Finish())));
+                           PgParams().Bytes(std::move(id_array).Finish())));
   for (int row = 0; row < PQntuples(labels.get()); ++row) {
     auto it = index.find(CellInt(labels.get(), row, 0));
     if (it == index.end()) continue;
@@ -680,10 +750,18 @@ absl::StatusOr<RunKey> PgStore::LookupRun(const std::string& job, const std::str
 absl::StatusOr<int64_t> PgStore::DeleteRun(const std::string& job, const std::string& run) {
   return Transaction([&]() -> absl::StatusOr<int64_t> {
     SURGE_ASSIGN_OR_RETURN(RunKey key, LookupRun(job, run));
+    // The run's row first: it waits for a writer that holds it (bumping its
+    // counters), so the records deleted next include that writer's.
     SURGE_ASSIGN_OR_RETURN(Result r, Query("delete run",
                                            "DELETE FROM runs WHERE id = $1 RETURNING record_count",
                                            PgParams().Int(key.run_id), Retry::kNo));
-    return PQntuples(r.get()) == 0 ? int64_t{0} : CellInt(r.get(), 0, 0);
+    if (PQntuples(r.get()) == 0) {
+      return absl::NotFoundError(absl::StrCat("run '", run, "' not found in job '", job, "'"));
+    }
+    SURGE_RETURN_IF_ERROR(Query("delete run records", "DELETE FROM records WHERE run_id = $1",
+                                PgParams().Int(key.run_id), Retry::kNo)
+                              .status());
+    return CellInt(r.get(), 0, 0);
   });
 }
 
@@ -924,8 +1002,9 @@ absl::StatusOr<BatchResult> PgStore::WriteBatch(const RecordBatch& batch, int64_
   const size_t n = static_cast<size_t>(records.size());
   BatchResult result;
   if (n == 0) return result;
-  ArrayText run_ids(n), steps(n), examples(n), lr(n), loss(n), eval_loss(n), small(n), big(n),
-      b_small(n), b_big(n);
+  NumberArray run_ids(kInt8Oid, n), steps(kInt8Oid, n), examples(kInt8Oid, n), lr(kFloat8Oid, n),
+      loss(kFloat8Oid, n), eval_loss(kFloat8Oid, n), small(kFloat8Oid, n), big(kFloat8Oid, n),
+      b_small(kInt8Oid, n), b_big(kInt8Oid, n);
   for (size_t i = 0; i < n; ++i) {
     const surge::v1::Record& r = records[static_cast<int>(i)];
     run_ids.Int((*batch.run_ids)[i]);
@@ -953,60 +1032,98 @@ absl::StatusOr<BatchResult> PgStore::WriteBatch(const RecordBatch& batch, int64_
   std::string key_runs = std::move(run_ids).Finish();  // reused to look up stored values
   std::string key_steps = std::move(steps).Finish();
   PgParams params;
-  params.Text(key_runs).Text(key_steps);
-  for (ArrayText* column : {&examples, &lr, &loss, &eval_loss, &small, &big, &b_small, &b_big}) {
-    params.Text(std::move(*column).Finish());
+  params.Bytes(key_runs).Bytes(key_steps);
+  for (NumberArray* column : {&examples, &lr, &loss, &eval_loss, &small, &big, &b_small, &b_big}) {
+    params.Bytes(std::move(*column).Finish());
   }
-  params.Int(now_us);
-  absl::StatusOr<Result> inserted = Execute(kInsertRecords, params, Retry::kNo);
-  if (absl::IsNotFound(inserted.status())) {
-    // A foreign key: the run (its job) was deleted since the stream looked
-    // it up.
-    return absl::NotFoundError(absl::StrCat("run id ", MissingRunId(inserted.status().message()),
-                                            " no longer exists (job deleted)"));
-  }
-  SURGE_RETURN_IF_ERROR(inserted.status());
 
-  // The first record of each new key is new; every other one was stored
-  // already (before, or earlier in this batch) and is compared with it.
-  absl::flat_hash_set<std::pair<int64_t, int64_t>> fresh;
-  const PGresult* keys = inserted->get();
-  fresh.reserve(static_cast<size_t>(PQntuples(keys)));
-  for (int row = 0; row < PQntuples(keys); ++row) {
-    fresh.emplace(CellInt(keys, row, 0), CellInt(keys, row, 1));
-  }
-  std::vector<int> not_new;
-  for (size_t i = 0; i < n; ++i) {
-    if (fresh.erase({(*batch.run_ids)[i], records[static_cast<int>(i)].step()}) > 0) {
-      ++result.stored;
-    } else {
-      not_new.push_back(static_cast<int>(i));
+  // Per run: records added and the highest step, for the runs' counters.
+  absl::flat_hash_map<int64_t, std::pair<int64_t, int64_t>> per_run;
+  auto count_new = [&](size_t i) {
+    ++result.stored;
+    auto& [added, max_step] =
+        per_run.try_emplace((*batch.run_ids)[i], 0, int64_t{-1}).first->second;
+    ++added;
+    max_step = std::max(max_step, records[static_cast<int>(i)].step());
+  };
+  absl::StatusOr<Result> fresh_batch = Execute(kInsertNew, params, Retry::kNo);
+  if (fresh_batch.ok()) {
+    for (size_t i = 0; i < n; ++i) count_new(i);
+  } else if (absl::IsAlreadyExists(fresh_batch.status())) {
+    // A re-send (or a step twice in the batch): back to the batch's
+    // savepoint (WriteGroup's), and insert what is new.
+    SURGE_RETURN_IF_ERROR(Command("ROLLBACK TO SAVEPOINT batch"));
+    SURGE_ASSIGN_OR_RETURN(Result keys, Execute(kInsertResent, params, Retry::kNo));
+    // The first record of each new key is new; every other one was stored
+    // already (before, or earlier in this batch) and is compared with it.
+    absl::flat_hash_set<std::pair<int64_t, int64_t>> fresh;
+    fresh.reserve(static_cast<size_t>(PQntuples(keys.get())));
+    for (int row = 0; row < PQntuples(keys.get()); ++row) {
+      fresh.emplace(CellInt(keys.get(), row, 0), CellInt(keys.get(), row, 1));
     }
-  }
-  if (not_new.empty()) return result;
-
-  SURGE_ASSIGN_OR_RETURN(Result stored_result,
-                         Execute(kStoredRecords, PgParams().Text(key_runs).Text(key_steps),
-                             Retry::kNo));
-  absl::flat_hash_map<std::pair<int64_t, int64_t>, surge::v1::Record> stored;
-  const PGresult* s = stored_result.get();
-  for (int row = 0; row < PQntuples(s); ++row) {
-    std::pair<int64_t, int64_t> key(CellInt(s, row, 0), CellInt(s, row, 1));
-    surge::v1::Record& rec = stored[key];
-    rec.set_step(key.second);
-    ReadRecordValues(s, row, 2, &rec);
-  }
-  for (int i : not_new) {
-    // An identical re-send (after a reconnect) is a silent duplicate; other
-    // values for a stored (run, step) are refused, not dropped.
-    auto it = stored.find(std::make_pair((*batch.run_ids)[static_cast<size_t>(i)],
-                                         records[i].step()));
-    if (it != stored.end()) {
-      if (std::string diff = RecordDifference(it->second, records[i]); !diff.empty()) {
-        return ConflictingResend(i, records[i], diff);
+    std::vector<int> not_new;
+    for (size_t i = 0; i < n; ++i) {
+      if (fresh.erase({(*batch.run_ids)[i], records[static_cast<int>(i)].step()}) > 0) {
+        count_new(i);
+      } else {
+        not_new.push_back(static_cast<int>(i));
       }
     }
-    ++result.duplicate;
+    SURGE_ASSIGN_OR_RETURN(
+        Result stored_result,
+        Execute(kStoredRecords, PgParams().Bytes(key_runs).Bytes(key_steps), Retry::kNo));
+    absl::flat_hash_map<std::pair<int64_t, int64_t>, surge::v1::Record> stored;
+    const PGresult* s = stored_result.get();
+    for (int row = 0; row < PQntuples(s); ++row) {
+      std::pair<int64_t, int64_t> key(CellInt(s, row, 0), CellInt(s, row, 1));
+      surge::v1::Record& rec = stored[key];
+      rec.set_step(key.second);
+      ReadRecordValues(s, row, 2, &rec);
+    }
+    for (int i : not_new) {
+      // An identical re-send (after a reconnect) is a silent duplicate;
+      // other values for a stored (run, step) are refused, not dropped.
+      auto it = stored.find(
+          std::make_pair((*batch.run_ids)[static_cast<size_t>(i)], records[i].step()));
+      if (it != stored.end()) {
+        if (std::string diff = RecordDifference(it->second, records[i]); !diff.empty()) {
+          return ConflictingResend(i, records[i], diff);
+        }
+      }
+      ++result.duplicate;
+    }
+  } else {
+    return fresh_batch.status();
+  }
+  if (per_run.empty()) return result;
+
+  // The counters, in run id order (concurrent writers lock runs alike). A
+  // run missing here was deleted since the stream looked it up: the batch
+  // fails and its records are rolled back with it.
+  std::vector<int64_t> ids;
+  for (const auto& [id, counts] : per_run) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  NumberArray bump_ids(kInt8Oid, ids.size()), added(kInt8Oid, ids.size()),
+      max_steps(kInt8Oid, ids.size());
+  for (int64_t id : ids) {
+    bump_ids.Int(id);
+    added.Int(per_run[id].first);
+    max_steps.Int(per_run[id].second);
+  }
+  SURGE_ASSIGN_OR_RETURN(Result bumped,
+                         Execute(kBumpRuns,
+                                 PgParams()
+                                     .Bytes(std::move(bump_ids).Finish())
+                                     .Bytes(std::move(added).Finish())
+                                     .Bytes(std::move(max_steps).Finish())
+                                     .Int(now_us),
+                                 Retry::kNo));
+  absl::flat_hash_set<int64_t> found;
+  for (int row = 0; row < PQntuples(bumped.get()); ++row) found.insert(CellInt(bumped.get(), row, 0));
+  for (int64_t id : ids) {
+    if (!found.contains(id)) {
+      return absl::NotFoundError(absl::StrCat("run id ", id, " no longer exists (job deleted)"));
+    }
   }
   return result;
 }

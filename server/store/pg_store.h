@@ -66,13 +66,14 @@ struct PgPrepared {
   const char* sql;
 };
 
-// Text parameters of one statement (numbers printed exactly, bytes binary).
+// The parameters of one statement: numbers as exact text, bytes (BYTEA,
+// binary arrays) in binary format.
 class PgParams {
  public:
   PgParams& Int(int64_t v);
   PgParams& Double(double v);
   PgParams& Text(std::string v);
-  PgParams& Bytes(std::string v);  // BYTEA, sent in binary format
+  PgParams& Bytes(std::string v);  // binary format: BYTEA, or an array's binary form
   PgParams& Null();
   PgParams& OptDouble(std::optional<double> v) { return v ? Double(*v) : Null(); }
   int size() const { return static_cast<int>(values_.size()); }
@@ -122,11 +123,14 @@ class PgStore final : public Store {
   absl::StatusOr<int64_t> DeleteRun(const std::string& job, const std::string& run) override;
 
   // --- records ---
-  // BEGIN; per batch a SAVEPOINT and one statement that inserts the batch
-  // (unnest of column arrays, ON CONFLICT (run_id, step) DO NOTHING
-  // RETURNING the new keys) and bumps its runs' counters by what was new;
-  // records not new are compared with their stored values (a duplicate, or
-  // ALREADY_EXISTS and the batch rolled back to its savepoint); COMMIT.
+  // BEGIN; per batch a SAVEPOINT, one prepared INSERT of the whole batch
+  // from column arrays (unnest), then one UPDATE of its runs' counters;
+  // COMMIT. A batch with a stored key (a re-send) fails that INSERT with a
+  // unique violation: it goes back to its savepoint and inserts with ON
+  // CONFLICT (run_id, step) DO NOTHING RETURNING the new keys, and the other
+  // records are compared with their stored values (a duplicate, or
+  // ALREADY_EXISTS and the batch rolled back to its savepoint). A batch whose
+  // run was deleted meanwhile is NOT_FOUND (its counter UPDATE misses it).
   GroupResult WriteGroup(absl::Span<const RecordBatch> batches, int64_t now_us,
                          const BeforeCommit& before_commit) override;
 

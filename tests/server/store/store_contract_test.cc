@@ -630,6 +630,29 @@ TEST_P(StoreContractTest, WriteGroupForADeletedRunIsNotFoundAndKeepsTheOthers) {
   EXPECT_EQ(result.batches[1]->stored, 3);
 }
 
+TEST_P(StoreContractTest, DeleteRunWaitsForAnOpenWriteGroupAndCountsItsRecords) {
+  CreateJob("job");
+  int64_t run = CreateRun("job", "r");
+  Insert(run, Steps("r", 0, 5));
+  std::unique_ptr<Store> other = Open(target_, /*migrate=*/false);
+  ASSERT_NE(other, nullptr);
+  absl::StatusOr<int64_t> deleted = absl::UnknownError("not run");
+  std::thread deleter;
+  std::vector<TestBatch> batches = {Batch(run, Steps("r", 5, 12))};
+  // Inside the group's transaction (records written, not committed) another
+  // connection deletes the run: it must wait, then delete all 12.
+  GroupResult result = Write(*store_, batches, [&](const auto&) {
+    deleter = std::thread([&] { deleted = other->DeleteRun("job", "r"); });
+    absl::SleepFor(absl::Milliseconds(300));
+  });
+  deleter.join();
+  ASSERT_TRUE(result.commit.ok()) << result.commit;
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 12);
+  EXPECT_EQ(RawSql(target_, "SELECT COUNT(*) FROM records"), "0");
+  EXPECT_EQ(store_->LookupRun("job", "r").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreContractTest, BeforeCommitSeesTheResultsBeforeOthersSeeTheRecords) {
   CreateJob("job");
   int64_t r1 = CreateRun("job", "r1");
