@@ -17,6 +17,40 @@ namespace surge::core {
 FitService::FitService(ReaderPool* readers, WriteQueue* writes, const FitServiceOptions& options)
     : readers_(readers), writes_(writes), options_(options) {
   for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { Loop(); });
+  if (options_.shared_poll > absl::ZeroDuration()) {
+    threads_.emplace_back([this] { PollSharedVersions(); });
+  }
+}
+
+void FitService::PollSharedVersions() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.shared_poll),
+                   [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> versions;
+    {
+      absl::StatusOr<ReaderPool::Lease> reader = readers_->Acquire();
+      if (!reader.ok()) continue;
+      versions = (*reader)->LatestFitVersions();
+    }
+    if (!versions.ok()) continue;  // the database is away: try at the next poll
+    const absl::Time now = absl::Now();
+    std::lock_guard<std::mutex> lock(mu_);
+    bool any = false;
+    for (const auto& [job, version] : *versions) {
+      auto it = latest_.find(job);
+      if (it == latest_.end() || it->second->proto.version() >= version) continue;
+      // Due at once: another replica already waited out the debounce.
+      const absl::Time due = now - options_.debounce;
+      auto [d, inserted] = dirty_.try_emplace(job, Dirty{due, due});
+      if (!inserted) d->second.first = std::min(d->second.first, due);
+      any = true;
+    }
+    if (any) cv_.notify_all();
+  }
 }
 
 FitService::~FitService() { Stop(); }
@@ -149,23 +183,40 @@ absl::StatusOr<std::shared_ptr<const FitEntry>> FitService::Compute(const std::s
   proto.set_fit_ms(fit_ms);
   if (options_.on_fit) options_.on_fit(fit_time, result.ok());
 
-  // Store as the next version unless the newest stored fit had the same inputs.
+  // Store as the next version unless the newest stored fit had the same
+  // inputs (then its version is adopted: another replica, or this one
+  // before a restart, stored this very fit). Only the holder of the job's
+  // fit lease stores; without it the fit is served with the newest stored
+  // version and the job is fitted again later.
+  enum class Outcome { kStored, kSame, kNotLeased };
   surge::v1::Fit* to_store = &proto;
   SURGE_ASSIGN_OR_RETURN(
-      bool stored, writes_->Run<bool>([&job, to_store](store::Store& s) -> absl::StatusOr<bool> {
+      Outcome outcome,
+      writes_->Run<Outcome>([&job, to_store](store::Store& s) -> absl::StatusOr<Outcome> {
         SURGE_ASSIGN_OR_RETURN(int64_t job_id, s.JobId(job));
-        SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Fit> previous, s.LatestFit(job_id));
-        if (previous &&
-            google::protobuf::util::MessageDifferencer::Equals(previous->inputs(),
-                                                               to_store->inputs()) &&
-            previous->error() == to_store->error()) {
-          to_store->set_version(previous->version());
-          to_store->set_create_time_us(previous->create_time_us());
-          return false;
-        }
-        SURGE_RETURN_IF_ERROR(s.InsertFit(job_id, *to_store).status());
-        return true;
+        SURGE_ASSIGN_OR_RETURN(bool leased, s.TryLeaseFit(job_id));
+        absl::StatusOr<Outcome> result = [&]() -> absl::StatusOr<Outcome> {
+          SURGE_ASSIGN_OR_RETURN(std::optional<surge::v1::Fit> previous, s.LatestFit(job_id));
+          if (previous &&
+              google::protobuf::util::MessageDifferencer::Equals(previous->inputs(),
+                                                                 to_store->inputs()) &&
+              previous->error() == to_store->error()) {
+            to_store->set_version(previous->version());
+            to_store->set_create_time_us(previous->create_time_us());
+            return Outcome::kSame;
+          }
+          if (!leased) {
+            to_store->set_version(previous ? previous->version() : 0);
+            return Outcome::kNotLeased;
+          }
+          SURGE_RETURN_IF_ERROR(s.InsertFit(job_id, *to_store).status());
+          return Outcome::kStored;
+        }();
+        if (leased) s.ReleaseFitLease(job_id).IgnoreError();
+        return result;
       }));
+  const bool stored = outcome == Outcome::kStored;
+  if (outcome == Outcome::kNotLeased) MarkDirty(job);  // another replica is storing
 
   std::shared_ptr<const FitEntry> published = std::move(entry);
   {

@@ -10,7 +10,11 @@
 // history. Fits of different jobs run in parallel; each job's fits run under
 // that job's own lock (never two at once for one job), so a big job's fit
 // delays neither another job's background fit nor its first fit on demand,
-// and advice from a fit in memory never waits for any fit. Thread-safe.
+// and advice from a fit in memory never waits for any fit. Replicas on one
+// database: a fit is stored only under the job's fit lease (Store::
+// TryLeaseFit), one replica at a time; a replica that cannot take it serves
+// its fit with the newest stored version and tries again later; a poller
+// (options.shared_poll) picks up versions other replicas stored. Thread-safe.
 #ifndef SURGE_SERVER_CORE_FIT_SERVICE_H_
 #define SURGE_SERVER_CORE_FIT_SERVICE_H_
 
@@ -88,6 +92,9 @@ class FitService {
                                                          bool reuse_published);
   std::shared_ptr<std::mutex> JobMutex(const std::string& job);
   void Loop();
+  // With shared_poll: marks dirty every job of which a newer version is
+  // stored than the one in memory (another replica stored it).
+  void PollSharedVersions();
 
   ReaderPool* const readers_;
   WriteQueue* const writes_;

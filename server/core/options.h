@@ -43,6 +43,13 @@ struct FitServiceOptions {
   // duration (evidence loading + fitting) and whether the evidence could be
   // fitted. Must be cheap and must not call back in.
   std::function<void(absl::Duration fit_time, bool fitted)> on_fit;
+  // Replicas sharing one database (PostgreSQL; SurgeCore sets it to 1 s
+  // there, 0 = off for SQLite): every `shared_poll` the service reads the
+  // newest stored fit version of every job and refits locally each job of
+  // which another replica stored a newer version (the same evidence gives
+  // the same fit, whose stored version is adopted), so WatchFits and advice
+  // on every replica follow fits computed on any.
+  absl::Duration shared_poll = absl::ZeroDuration();
 };
 
 struct TenantLimitOptions {

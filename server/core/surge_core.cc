@@ -41,7 +41,13 @@ absl::StatusOr<std::unique_ptr<SurgeCore>> SurgeCore::Open(const CoreOptions& op
                          store::OpenStore(target, store_options));
   auto queue = std::make_unique<WriteQueue>(std::move(writer), options.write);
   auto readers = std::make_unique<ReaderPool>(target, options.max_readers);
-  std::unique_ptr<SurgeCore> core(new SurgeCore(std::move(queue), std::move(readers), options));
+  CoreOptions core_options = options;
+  if (!target.sqlite() && core_options.fits.shared_poll == absl::ZeroDuration()) {
+    // Replicas may share this database: follow the fits they store.
+    core_options.fits.shared_poll = absl::Seconds(1);
+  }
+  std::unique_ptr<SurgeCore> core(
+      new SurgeCore(std::move(queue), std::move(readers), core_options));
   SURGE_RETURN_IF_ERROR(core->auth_.Reload());
   return core;
 }

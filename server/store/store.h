@@ -177,6 +177,18 @@ class Store {
   // The newest stored fit of a job, if any.
   virtual absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id) = 0;
 
+  // --- replicas sharing one database (PostgreSQL) ---
+  // The newest stored fit version of every job that has a fit, by job name.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestFitVersions();
+  // The right to store the job's next fit version, for replicas that share
+  // the database: true when this connection holds it now, false when another
+  // holds it. It ends with ReleaseFitLease, or when this connection closes
+  // (a replica that dies gives it up with its connection). A backend that
+  // only one server uses at a time (SQLite: the file is locked) grants it
+  // always.
+  virtual absl::StatusOr<bool> TryLeaseFit(int64_t job_id) { return true; }
+  virtual absl::Status ReleaseFitLease(int64_t job_id) { return absl::OkStatus(); }
+
   // --- reads ---
   // Runs `body` inside one read transaction: every query in it sees the same
   // snapshot, so a read made of several queries (a fit's evidence) is
