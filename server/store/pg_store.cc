@@ -254,6 +254,10 @@ absl::Status PgStatus(absl::string_view sqlstate, absl::string_view message) {
   absl::string_view cls = sqlstate.substr(0, 2);
   if (sqlstate == "23505") return absl::AlreadyExistsError(msg);
   if (sqlstate == "23503") return absl::NotFoundError(msg);
+  if (sqlstate == "22021" || sqlstate == "22P05") {
+    // Text the database cannot hold (not valid in its encoding).
+    return absl::InvalidArgumentError(msg);
+  }
   if (sqlstate == "XX001" || sqlstate == "XX002") {
     return absl::DataLossError(absl::StrCat(
         msg, " (PostgreSQL found damaged data: restore the database from a backup)"));
@@ -416,8 +420,16 @@ absl::StatusOr<PgStore::Result> PgStore::Send(absl::string_view what, const PgPr
   std::vector<const char*> values(static_cast<size_t>(n));
   std::vector<int> lengths(static_cast<size_t>(n));
   for (size_t i = 0; i < values.size(); ++i) {
-    values[i] = params.null_[i] ? nullptr : params.values_[i].data();
-    lengths[i] = static_cast<int>(params.values_[i].size());
+    const std::string& value = params.values_[i];
+    values[i] = params.null_[i] ? nullptr : value.data();
+    lengths[i] = static_cast<int>(value.size());
+    // A text parameter ends at its first NUL (libpq reads a C string), and
+    // PostgreSQL's text cannot hold one: refuse rather than cut it.
+    if (params.formats_[i] == 0 && value.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": parameter $", i + 1,
+                       " has a NUL character, which PostgreSQL text cannot hold"));
+    }
   }
   Result r;
   if (stmt != nullptr) {

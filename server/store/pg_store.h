@@ -9,22 +9,29 @@
 // setting; keep it on). Text columns compare bytewise (COLLATE "C"), so names
 // sort and page as in SQLite whatever the database's locale.
 //
-// Errors by SQLSTATE (PgStatus): 23505 -> ALREADY_EXISTS, 23503 -> NOT_FOUND;
-// a lost connection, class 08, 57P01-03 and 57014 (shutdown, cancel), class
-// 53 (disk full, out of memory, too many connections), 40001/40P01
-// (serialization failure, deadlock), 55P03 (lock_timeout =
-// StoreOptions::busy_timeout_ms), 25006 (a standby: read-only) and 58030
-// (I/O error) -> UNAVAILABLE; XX001/XX002 (corrupted data or index) ->
-// DATA_LOSS; anything else -> INTERNAL with the server's message.
+// Errors by SQLSTATE (PgStatus): 23505 -> ALREADY_EXISTS; 23503 ->
+// NOT_FOUND; 22021/22P05 (text PostgreSQL cannot hold) -> INVALID_ARGUMENT,
+// as is text with a NUL character (refused before it is sent; SQLite
+// stores it); a lost connection, class 08, 57P01-03 and 57014
+// (shutdown, cancel), class 53 (disk full, out of memory, too many
+// connections), 40001/40P01 (serialization failure, deadlock), 55P03
+// (lock_timeout = StoreOptions::busy_timeout_ms), 25006 (a standby:
+// read-only) and 58030 (I/O error) -> UNAVAILABLE; XX001/XX002 (corrupted
+// data or index) -> DATA_LOSS; anything else -> INTERNAL with the server's
+// message.
 //
 // Broken connections: a call that finds its connection broken (the server
 // restarted, the network dropped it) outside a transaction re-opens it with
 // PQreset first (and prepares its statements again). A call whose connection
 // breaks while it runs fails with UNAVAILABLE (a transaction's outcome, a
 // COMMIT's included, is then unknown: callers retry, and ingest re-sends are
-// idempotent), except a single read statement outside a transaction, which
-// is retried once on a fresh connection. So after a server restart no call
-// needs to fail but the ones that were in flight.
+// idempotent), except what is safe to send again: a read outside a
+// transaction and a BEGIN are retried once on a fresh connection (every
+// write runs in a transaction, so a write finds the break at its BEGIN). So
+// after a server restart only the calls in flight fail. A reset starts a new
+// session: session state (prepared statements, settings, session advisory
+// locks) is gone; reconnects() counts resets. Named prepared statements need
+// a session of their own: behind a pooler, use session pooling.
 //
 // Several replicas may open the same database at once: migrations run under
 // pg_advisory_xact_lock, so exactly one applies each; InsertFit locks its

@@ -957,6 +957,7 @@ TEST(PgStoreTest, SqlstatesMapByMeaning) {
   const Case cases[] = {
       {"23505", absl::StatusCode::kAlreadyExists},  // unique_violation
       {"23503", absl::StatusCode::kNotFound},       // foreign_key_violation
+      {"22021", absl::StatusCode::kInvalidArgument},  // character_not_in_repertoire (NUL)
       {"08006", absl::StatusCode::kUnavailable},    // connection_failure
       {"08001", absl::StatusCode::kUnavailable},
       {"57P01", absl::StatusCode::kUnavailable},    // admin_shutdown
@@ -982,6 +983,21 @@ TEST(PgStoreTest, SqlstatesMapByMeaning) {
     EXPECT_THAT(Msg(s), HasSubstr("the message"));
   }
   EXPECT_THAT(Msg(PgStatus("53100", "m")), HasSubstr("disk is full"));
+}
+
+TEST(PgStoreTest, TextWithANulCharacterIsInvalidNotCut) {
+  absl::StatusOr<surge::testing::PgServer*> pg = surge::testing::SharedPgServer();
+  if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL for this test: " << pg.status();
+  absl::StatusOr<std::string> url = (*pg)->CreateDatabase(absl::StrCat("nul_", getpid()));
+  ASSERT_TRUE(url.ok()) << url.status();
+  absl::StatusOr<std::unique_ptr<PgStore>> store = PgStore::Open(*url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  surge::v1::Job job = MakeJob("job");
+  job.set_description(std::string("before\0after", 12));
+  absl::StatusOr<surge::v1::Job> created = (*store)->CreateJob(job, kNow);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument) << created.status();
+  EXPECT_THAT(Msg(created.status()), HasSubstr("NUL character"));
+  EXPECT_EQ((*store)->GetJob("job").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(PgStoreTest, ReconnectsAfterTheServerEndsItsConnection) {
