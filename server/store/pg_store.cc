@@ -716,22 +716,26 @@ absl::StatusOr<surge::v1::Run> PgStore::CreateRun(const std::string& job,
     params.OptDouble(run.has_target_loss() ? std::optional<double>(run.target_loss())
                                            : std::nullopt);
     params.Int(now_us).Int(now_us);
-    SURGE_ASSIGN_OR_RETURN(
-        Result inserted,
+    absl::StatusOr<Result> inserted =
         Query("create run",
               "INSERT INTO runs (job_id, name, batch_size, protocol, optimizer_name, beta1, "
               "beta2, adam_eps, weight_decay, base_lr, parent_step, parent_loss, "
               "parent_base_run, target_loss, create_time_us, update_time_us) "
               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
               "ON CONFLICT (job_id, name) DO NOTHING RETURNING id",
-              params, Retry::kNo));
-    if (PQntuples(inserted.get()) == 0) {
+              params, Retry::kNo);
+    if (absl::IsNotFound(inserted.status())) {
+      // Its foreign key: another replica deleted the job meanwhile.
+      return absl::NotFoundError(absl::StrCat("job '", job, "' not found"));
+    }
+    SURGE_RETURN_IF_ERROR(inserted.status());
+    if (PQntuples(inserted->get()) == 0) {
       // Another connection (replica) created it since the read above.
       SURGE_ASSIGN_OR_RETURN(auto raced, ReadRuns(job_id, job, run.name()));
       if (raced.empty()) return absl::InternalError("run vanished while being created");
       return same_or_conflict(raced.front());
     }
-    const int64_t run_id = CellInt(inserted.get(), 0, 0);
+    const int64_t run_id = CellInt(inserted->get(), 0, 0);
     for (const auto& [key, value] : run.labels()) {
       SURGE_RETURN_IF_ERROR(
           Query("create run label", "INSERT INTO run_labels (run_id, key, value) VALUES ($1, $2, $3)",
