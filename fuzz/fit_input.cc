@@ -66,6 +66,12 @@ class ByteReader {
     Read(&d, sizeof d);
     return d;
   }
+  // The batch size of a point the fit uses (see kMinPointBatch in the header).
+  double PointBatch() {
+    const double b = Num(Scale::kBatch);
+    if (!std::isfinite(b) || b <= 0.0) return b;  // validation paths
+    return std::clamp(b, kMinPointBatch, kMaxPointBatch);
+  }
 
  private:
   void Read(void* out, size_t n) {
@@ -138,7 +144,7 @@ FitInput DecodeFitInput(const uint8_t* data, size_t size) {
     fit::ProbePoint p;
     p.stage_id = r.Byte() % 8;
     p.stage_loss = r.Num(Scale::kLoss);
-    p.batch_size = r.Num(Scale::kBatch);
+    p.batch_size = r.PointBatch();
     p.lr = r.Num(Scale::kLr);
     p.seed = r.Byte();
     p.improvement = r.Num(Scale::kImprovement);
@@ -151,7 +157,7 @@ FitInput DecodeFitInput(const uint8_t* data, size_t size) {
     fit::MeasuredOptimum m;
     m.stage_id = r.Byte() % 8;
     m.stage_loss = r.Num(Scale::kLoss);
-    m.batch_size = r.Num(Scale::kBatch);
+    m.batch_size = r.PointBatch();
     m.lr_opt = r.Num(Scale::kLr);
     m.lr_opt_se = r.Num(Scale::kSe);
     m.censoring = static_cast<fit::Censoring>(r.Byte() % 3);
@@ -161,7 +167,7 @@ FitInput DecodeFitInput(const uint8_t* data, size_t size) {
     fit::StepsPoint p;
     p.stage_id = r.Byte() % 8;
     p.stage_loss = r.Num(Scale::kLoss);
-    p.batch_size = r.Num(Scale::kBatch);
+    p.batch_size = r.PointBatch();
     p.lr = r.Num(Scale::kLr);
     p.seed = r.Byte();
     p.steps = r.Num(Scale::kSteps);
@@ -175,7 +181,7 @@ FitInput DecodeFitInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < n_runs && !r.empty(); ++i) {
     fit::RunSeries run;
     run.name = absl::StrCat("r", i);
-    run.batch_size = r.Num(Scale::kBatch);
+    run.batch_size = r.PointBatch();
     const double lr = r.Num(Scale::kLr);
     const uint8_t flags = r.Byte();
     run.base_lr = (flags & 16) ? r.Num(Scale::kLr) : 0.0;
@@ -216,7 +222,7 @@ FitInput DecodeFitInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < n_speed && !r.empty(); ++i) {
     fit::SpeedPoint p;
     p.target_loss = r.Num(Scale::kLoss);
-    p.batch_size = r.Num(Scale::kBatch);
+    p.batch_size = r.PointBatch();
     p.steps = r.Num(Scale::kSteps);
     job.speed_points.push_back(p);
   }

@@ -8,6 +8,15 @@
 // speed points. Every byte string decodes to some input; missing bytes read
 // as 0.
 //
+// Batch sizes of the points the fit uses (probe points, measured optima,
+// steps points, runs, speed points) that are finite and > 0 are clamped to
+// [kMinPointBatch, kMaxPointBatch]: the fit scans start values and its
+// profile over ln(batch size) in fixed steps, so an input with points at
+// DBL_MIN and DBL_MAX (a span of 1,400 in ln) took 0.25-0.5 s and such inputs
+// half of the fuzzer's time. NaN, infinities, zero and negative values pass
+// (the validation paths), and the advice query and the gradient statistics
+// keep the whole range.
+//
 // Numbers ("Num"): a tag byte t, then
 //   t <  0xC0  a value on the field's grid: lo * ratio^(t mod n) (batch sizes
 //              2^0..2^15, LRs 1e-5 * sqrt(2)^k, losses, ...), so a one-byte
@@ -43,6 +52,9 @@ inline constexpr int kMaxRunRecords = 512;  // over all runs
 inline constexpr int kMaxLossPoints = 64;
 inline constexpr int kMaxGradStats = 32;
 inline constexpr int kMaxSpeedPoints = 16;
+// 2^-16 and 2^64 (a run's batch size is an int64): a span of 55 in ln.
+inline constexpr double kMinPointBatch = 1.0 / 65536.0;
+inline constexpr double kMaxPointBatch = 18446744073709551616.0;
 
 // The grid a number's tag byte indexes (see the header comment).
 enum class Scale { kBatch, kLr, kLoss, kImprovement, kSe, kSteps };
