@@ -964,6 +964,39 @@ absl::StatusOr<std::optional<surge::v1::Fit>> PgStore::LatestFit(int64_t job_id)
   return std::optional<surge::v1::Fit>(std::move(fit));
 }
 
+// ---------------------------------------------------------------- replicas
+
+// The first key of the fit leases' advisory locks (the second is the job id):
+// "surg" in ASCII, so that other users of advisory locks do not collide.
+constexpr int32_t kFitLeaseSpace = 0x73757267;
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> PgStore::LatestFitVersions() {
+  SURGE_ASSIGN_OR_RETURN(
+      Result r, Query("latest fit versions",
+                      "SELECT j.name, MAX(f.version) FROM fits f JOIN jobs j ON j.id = f.job_id "
+                      "GROUP BY j.name",
+                      PgParams(), Retry::kOnce));
+  std::vector<std::pair<std::string, int64_t>> out;
+  out.reserve(static_cast<size_t>(PQntuples(r.get())));
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    out.emplace_back(CellText(r.get(), row, 0), CellInt(r.get(), row, 1));
+  }
+  return out;
+}
+
+absl::StatusOr<bool> PgStore::TryLeaseFit(int64_t job_id) {
+  SURGE_ASSIGN_OR_RETURN(
+      Result r, Query("take fit lease", "SELECT pg_try_advisory_lock($1::int, ($2::bigint % 2147483647)::int)",
+                      PgParams().Int(kFitLeaseSpace).Int(job_id), Retry::kOnce));
+  return CellText(r.get(), 0, 0) == "t";
+}
+
+absl::Status PgStore::ReleaseFitLease(int64_t job_id) {
+  return Query("release fit lease", "SELECT pg_advisory_unlock($1::int, ($2::bigint % 2147483647)::int)",
+               PgParams().Int(kFitLeaseSpace).Int(job_id), Retry::kNo)
+      .status();
+}
+
 // ---------------------------------------------------------------- reads
 
 absl::Status PgStore::InReadSnapshot(const std::function<absl::Status()>& body) {

@@ -160,6 +160,17 @@ class PgStore final : public Store {
   absl::StatusOr<int64_t> InsertFit(int64_t job_id, surge::v1::Fit& fit) override;
   absl::StatusOr<std::optional<surge::v1::Fit>> LatestFit(int64_t job_id) override;
 
+  // --- replicas ---
+  // One query: the newest version of every job's fits.
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> LatestFitVersions() override;
+  // A session advisory lock on (kFitLeaseSpace, job id): held by this
+  // connection until released, or until the connection ends (a replica
+  // that dies or loses its connection gives it up). The core takes and
+  // releases it inside one write task, so a reset between the two loses
+  // nothing: the version is still computed under the job row's lock.
+  absl::StatusOr<bool> TryLeaseFit(int64_t job_id) override;
+  absl::Status ReleaseFitLease(int64_t job_id) override;
+
   // --- reads ---
   // BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY ... COMMIT.
   absl::Status InReadSnapshot(const std::function<absl::Status()>& body) override;
