@@ -7,13 +7,8 @@
 // every job's stored fit versions are 1..n with no gap or duplicate, and
 // every replica serves the same fit and the same advice for every job.
 // Skipped where PostgreSQL or nginx cannot run here.
-#include <arpa/inet.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -37,9 +32,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/server/fit/synthetic_runs.h"
-#include "tests/support/pg_server.h"
-#include "tests/support/server_child.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/replica_cluster.h"
 
 namespace surge {
 namespace {
@@ -61,28 +54,6 @@ bool SameAnswer(const google::protobuf::Message& a, const google::protobuf::Mess
 }
 
 const int kJobs = std::getenv("SURGE_REPLICA_JOBS") ? std::atoi(std::getenv("SURGE_REPLICA_JOBS")) : 20;
-constexpr char kNginx[] = "/usr/sbin/nginx";
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A free loopback port (bound, read, released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::unique_ptr<client::SurgeClient> ClientAt(const std::string& target) {
   client::ClientOptions options;
   options.target = target;
@@ -106,89 +77,18 @@ std::vector<fit::RunSeries> Sweep(int j) {
 class ReplicasTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(kNginx, X_OK) != 0) GTEST_SKIP() << "nginx is not installed (scripts/setup.sh)";
-    auto pg = testing::PgServer::Start();
-    if (!pg.ok()) GTEST_SKIP() << pg.status().message();
-    pg_ = std::move(*pg);
-    auto url = pg_->CreateDatabase("replicas");
-    ASSERT_TRUE(url.ok()) << url.status();
-    url_ = *url;
-    for (int i = 0; i < 3; ++i) {
-      grpc_ports_[i] = FreePort();
-      http_ports_[i] = FreePort();
-      ASSERT_NO_FATAL_FAILURE(StartReplica(i));
-    }
-    ASSERT_NO_FATAL_FAILURE(StartNginx());
+    auto cluster = testing::ReplicaCluster::Start();
+    if (absl::IsFailedPrecondition(cluster.status())) GTEST_SKIP() << cluster.status().message();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
   }
 
-  void TearDown() override {
-    for (auto& r : replicas_) {
-      if (r) {
-        r->process.Kill(SIGTERM);
-        r->process.Wait();
-      }
-    }
-    if (nginx_) {
-      nginx_->Kill(SIGTERM);
-      nginx_->Wait();
-    }
-  }
-
-  void StartReplica(int i) {
-    auto server = testing::StartServer(
-        dir_, absl::StrCat("replica", i),
-        {absl::StrCat("--listen=127.0.0.1:", grpc_ports_[i]),
-         absl::StrCat("--http=127.0.0.1:", http_ports_[i]), "--db=" + url_});
-    ASSERT_TRUE(server.ok()) << server.status();
-    replicas_[i] = std::make_unique<testing::Server>(std::move(*server));
-  }
-
-  // deploy/nginx/surge-grpc.conf with its ports rewritten, inside a wrapper
-  // nginx.conf whose paths are all in the test's folder.
-  void StartNginx() {
-    std::string conf = Slurp(std::string(SURGE_SOURCE_DIR) + "/deploy/nginx/surge-grpc.conf");
-    ASSERT_FALSE(conf.empty());
-    nginx_grpc_ = FreePort();
-    nginx_http_ = FreePort();
-    conf = absl::StrReplaceAll(
-        conf, {{"127.0.0.1:50060", absl::StrCat("127.0.0.1:", nginx_grpc_)},
-               {"127.0.0.1:50061", absl::StrCat("127.0.0.1:", grpc_ports_[0])},
-               {"127.0.0.1:50062", absl::StrCat("127.0.0.1:", grpc_ports_[1])},
-               {"127.0.0.1:50063", absl::StrCat("127.0.0.1:", grpc_ports_[2])},
-               {"127.0.0.1:8060", absl::StrCat("127.0.0.1:", nginx_http_)},
-               {"127.0.0.1:8061", absl::StrCat("127.0.0.1:", http_ports_[0])},
-               {"127.0.0.1:8062", absl::StrCat("127.0.0.1:", http_ports_[1])},
-               {"127.0.0.1:8063", absl::StrCat("127.0.0.1:", http_ports_[2])}});
-    std::ofstream(dir_.File("surge-grpc.conf")) << conf;
-    const std::string t = dir_.File("nginx-temp");
-    std::ofstream(dir_.File("nginx.conf"))
-        << "worker_processes 1;\ndaemon off;\npid " << dir_.File("nginx.pid") << ";\n"
-        << "error_log " << dir_.File("nginx-error.log") << ";\nevents {}\nhttp {\n"
-        << "  access_log off;\n  client_body_temp_path " << t << "/body;\n"
-        << "  proxy_temp_path " << t << "/proxy;\n  fastcgi_temp_path " << t << "/fcgi;\n"
-        << "  uwsgi_temp_path " << t << "/uwsgi;\n  scgi_temp_path " << t << "/scgi;\n"
-        << "  include " << dir_.File("surge-grpc.conf") << ";\n}\n";
-    mkdir(t.c_str(), 0777);
-    chmod(t.c_str(), 01777);
-    auto nginx = testing::Subprocess::Start(
-        {kNginx, "-p", dir_.path(), "-c", dir_.File("nginx.conf")}, dir_.File("nginx.log"));
-    ASSERT_TRUE(nginx.ok()) << nginx.status();
-    nginx_ = std::make_unique<testing::Subprocess>(std::move(*nginx));
-    // Up when a call through it answers.
-    auto c = ClientAt(Front());
-    absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (!c->ListJobs().ok() && absl::Now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ASSERT_TRUE(c->ListJobs().ok()) << Slurp(dir_.File("nginx-error.log"));
-  }
-
-  std::string Front() const { return absl::StrCat("127.0.0.1:", nginx_grpc_); }
+  std::string Front() const { return cluster_->front(); }
 
   // Each job's stored fit versions, ascending, read from PostgreSQL.
   std::map<std::string, std::vector<int64_t>> StoredVersions() {
     std::map<std::string, std::vector<int64_t>> out;
-    PGconn* conn = PQconnectdb(url_.c_str());
+    PGconn* conn = PQconnectdb(cluster_->url().c_str());
     EXPECT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
     PGresult* r = PQexec(conn,
                          "SELECT j.name, f.version FROM fits f JOIN jobs j ON j.id = f.job_id "
@@ -202,14 +102,7 @@ class ReplicasTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<testing::PgServer> pg_;
-  std::string url_;
-  int grpc_ports_[3] = {0, 0, 0};
-  int http_ports_[3] = {0, 0, 0};
-  int nginx_grpc_ = 0, nginx_http_ = 0;
-  std::unique_ptr<testing::Server> replicas_[3];
-  std::unique_ptr<testing::Subprocess> nginx_;
+  std::unique_ptr<testing::ReplicaCluster> cluster_;
 };
 
 TEST_F(ReplicasTest, ThreeReplicasBehindNginxSurviveAKillAndAgree) {
@@ -267,10 +160,10 @@ TEST_F(ReplicasTest, ThreeReplicasBehindNginxSurviveAKillAndAgree) {
   }
   while (started < kJobs) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  replicas_[1]->process.Kill(SIGKILL);
-  replicas_[1]->process.Wait();
+  cluster_->replica(1).process.Kill(SIGKILL);
+  cluster_->replica(1).process.Wait();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ASSERT_NO_FATAL_FAILURE(StartReplica(1));
+  ASSERT_TRUE(cluster_->Restart(1).ok());
   for (auto& t : streams) t.join();
   for (int j = 0; j < kJobs; ++j) EXPECT_TRUE(closed[j].ok()) << "job" << j << ": " << closed[j];
   // The kill cut streams that were sending (else this test shows nothing).
@@ -292,7 +185,7 @@ TEST_F(ReplicasTest, ThreeReplicasBehindNginxSurviveAKillAndAgree) {
   // Every replica settles on the same fit for every job (polling: at most a
   // second behind the replica that stored it, plus its own refit).
   std::unique_ptr<client::SurgeClient> direct[3];
-  for (int i = 0; i < 3; ++i) direct[i] = ClientAt(replicas_[i]->address());
+  for (int i = 0; i < 3; ++i) direct[i] = ClientAt(cluster_->replica(i).address());
   for (int j = 0; j < kJobs; ++j) {
     const std::string job = absl::StrCat("job", j);
     absl::Time deadline = absl::Now() + absl::Seconds(60);
@@ -321,7 +214,7 @@ TEST_F(ReplicasTest, ThreeReplicasBehindNginxSurviveAKillAndAgree) {
       }
       for (int i = 0; i < 3; ++i) {
         std::cerr << "replica " << i << " fit inputs: " << fits[i].inputs().ShortDebugString()
-                  << "\nlog:\n" << testing::ReadFile(replicas_[i]->log).substr(0, 3000) << "\n";
+                  << "\nlog:\n" << testing::ReadFile(cluster_->replica(i).log).substr(0, 3000) << "\n";
       }
       return;
     }
