@@ -48,7 +48,10 @@ class Server:
         self.proc = subprocess.Popen(
             [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--port_file={self.port_file}",
              f"--db={self.db}", "--shutdown_grace_s=2", "--http=127.0.0.1:0",
-             f"--http_port_file={self.http_port_file}", *self.extra_args],
+             f"--http_port_file={self.http_port_file}", *self.extra_args,
+             # SURGE_TEST_DB=postgresql://...: the same tests on a PostgreSQL
+             # database (a fresh one per test module; the later --db wins).
+             *([f"--db={os.environ['SURGE_TEST_DB']}"] if os.environ.get("SURGE_TEST_DB") else [])],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
