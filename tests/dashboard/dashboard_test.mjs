@@ -48,7 +48,9 @@ async function waitForFile(file, child, ms) {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'surge-dashboard-'));
 fs.mkdirSync(args.out, { recursive: true });
 const log = fs.openSync(path.join(work, 'server.log'), 'w');
-const server = spawn(args.server, [`--db=${work}/dash.db`, '--listen=127.0.0.1:0', '--http=127.0.0.1:0',
+// SURGE_TEST_DB=postgresql://...: the same checks on a PostgreSQL database (a fresh one).
+const db = process.env.SURGE_TEST_DB || `${work}/dash.db`;
+const server = spawn(args.server, [`--db=${db}`, '--listen=127.0.0.1:0', '--http=127.0.0.1:0',
   `--port_file=${work}/grpc.port`, `--http_port_file=${work}/http.port`, '--shutdown_grace_s=1'],
 { stdio: ['ignore', log, log] });
 let browser = null;
