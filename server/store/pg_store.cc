@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "server/store/write_group.h"
 #include "server/util/status_macros.h"
 
 namespace surge::store {
@@ -1179,43 +1180,38 @@ absl::StatusOr<BatchResult> PgStore::WriteBatch(const RecordBatch& batch, int64_
 
 GroupResult PgStore::WriteGroup(absl::Span<const RecordBatch> batches, int64_t now_us,
                                 const BeforeCommit& before_commit) {
-  GroupResult out;
-  out.batches.reserve(batches.size());
-  absl::Status txn = Command("BEGIN", Retry::kOnce);
-  if (txn.ok()) {
-    ++txn_depth_;
-    for (const RecordBatch& batch : batches) {
-      if (absl::Status sp = Command("SAVEPOINT batch"); !sp.ok()) {
-        txn = sp;
-        break;
-      }
-      absl::StatusOr<BatchResult> r = WriteBatch(batch, now_us);
-      absl::Status end = r.ok() ? Command("RELEASE SAVEPOINT batch")
-                                : Command("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch");
-      if (!end.ok()) {
-        // The connection broke: the whole transaction is gone, and the
-        // batch's own error (if it had one) is what failed the group.
-        txn = r.ok() ? end
-                     : absl::Status(r.status().code(), absl::StrCat(r.status().message(),
-                                                                    " (transaction rolled back)"));
-        break;
-      }
-      out.batches.push_back(std::move(r));
+  // txn_depth_ counts the open transaction from BEGIN until its COMMIT
+  // returned or its ROLLBACK is sent (no resend inside a transaction).
+  bool open = false;
+  GroupSteps steps;
+  steps.begin = [&] {
+    absl::Status s = Command("BEGIN", Retry::kOnce);
+    if (s.ok()) {
+      open = true;
+      ++txn_depth_;
     }
-    if (txn.ok() && before_commit) before_commit(out.batches);
-    if (txn.ok()) {
-      absl::Time start = absl::Now();
-      txn = Commit();
-      out.commit_latency = absl::Now() - start;
-    }
-    --txn_depth_;
-  }
-  if (!txn.ok()) {
-    Command("ROLLBACK").IgnoreError();
-    out.batches.clear();
-  }
-  out.commit = txn;
-  return out;
+    return s;
+  };
+  steps.savepoint = [this] { return Command("SAVEPOINT batch"); };
+  steps.write_batch = [&](const RecordBatch& batch) { return WriteBatch(batch, now_us); };
+  steps.release_savepoint = [this] { return Command("RELEASE SAVEPOINT batch"); };
+  steps.rollback_to_savepoint = [this] {
+    return Command("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch");
+  };
+  auto close = [&] {
+    if (open) --txn_depth_;
+    open = false;
+  };
+  steps.commit = [&] {
+    absl::Status s = Commit();
+    close();
+    return s;
+  };
+  steps.rollback = [&] {
+    close();
+    return Command("ROLLBACK");
+  };
+  return RunWriteGroup(batches, steps, before_commit);
 }
 
 }  // namespace surge::store

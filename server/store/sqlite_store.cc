@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/store/schema.h"
+#include "server/store/write_group.h"
 #include "server/util/status_macros.h"
 
 namespace surge::store {
@@ -784,8 +785,6 @@ using RunCounts = absl::flat_hash_map<int64_t, std::pair<int64_t, int64_t>>;
 
 GroupResult SqliteStore::WriteGroup(absl::Span<const RecordBatch> batches, int64_t now_us,
                                     const BeforeCommit& before_commit) {
-  GroupResult out;
-  out.batches.reserve(batches.size());
   // One batch inside its savepoint: inserts, duplicates checked against the
   // stored values, then the runs' counters.
   auto write_batch = [&](const RecordBatch& batch) -> absl::StatusOr<BatchResult> {
@@ -819,40 +818,15 @@ GroupResult SqliteStore::WriteGroup(absl::Span<const RecordBatch> batches, int64
     return result;
   };
 
-  absl::Status txn = Begin();
-  if (txn.ok()) {
-    for (const RecordBatch& batch : batches) {
-      absl::Status sp = Savepoint();
-      if (!sp.ok()) {
-        txn = sp;
-        break;
-      }
-      absl::StatusOr<BatchResult> r = write_batch(batch);
-      absl::Status end = r.ok() ? ReleaseSavepoint() : RollbackToSavepoint();
-      if (!end.ok()) {
-        // An I/O error or a full disk inside a statement can make SQLite roll
-        // back the whole transaction, savepoint included ("no such
-        // savepoint"): the batch's own error is then what failed the group.
-        txn = r.ok() ? end
-                     : absl::Status(r.status().code(), absl::StrCat(r.status().message(),
-                                                                    " (transaction rolled back)"));
-        break;
-      }
-      out.batches.push_back(std::move(r));
-    }
-  }
-  if (txn.ok() && before_commit) before_commit(out.batches);
-  if (txn.ok()) {
-    absl::Time start = absl::Now();
-    txn = Commit();
-    out.commit_latency = absl::Now() - start;
-  }
-  if (!txn.ok()) {
-    Rollback().IgnoreError();
-    out.batches.clear();
-  }
-  out.commit = txn;
-  return out;
+  GroupSteps steps;
+  steps.begin = [this] { return Begin(); };
+  steps.savepoint = [this] { return Savepoint(); };
+  steps.write_batch = write_batch;
+  steps.release_savepoint = [this] { return ReleaseSavepoint(); };
+  steps.rollback_to_savepoint = [this] { return RollbackToSavepoint(); };
+  steps.commit = [this] { return Commit(); };
+  steps.rollback = [this] { return Rollback(); };
+  return RunWriteGroup(batches, steps, before_commit);
 }
 
 }  // namespace surge::store
