@@ -71,6 +71,7 @@ absl::Status IngestStream::Accept(std::unique_ptr<surge::v1::IngestRequest> requ
   uint64_t seq = request->seq();
   last_seq_ = seq;
   batch.request = std::move(request);
+  batch.bytes = static_cast<size_t>(bytes);
   batch.done = [this, seq, bytes, job = batch.request->job()](
                    const absl::StatusOr<BatchResult>& r) {
     core_->tenant_limits().ReleaseBytes(caller_.tenant, bytes);

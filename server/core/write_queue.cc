@@ -24,7 +24,9 @@ WriteQueue::~WriteQueue() { Stop(); }
 
 absl::Status WriteQueue::SubmitBatch(PendingBatch batch) {
   size_t n = static_cast<size_t>(batch.request->records_size());
-  batch.bytes = batch.request->ByteSizeLong();
+  // The caller may have sized the batch already (IngestStream does, for the
+  // tenant's byte limit): a serialized size is a walk over every record.
+  if (batch.bytes == 0) batch.bytes = batch.request->ByteSizeLong();
   const size_t bytes = batch.bytes;
   std::unique_lock<std::mutex> lock(mu_);
   // A batch larger than a whole budget is admitted once the queue is empty.

@@ -39,7 +39,7 @@ using BatchResult = store::BatchResult;
 struct PendingBatch {
   std::unique_ptr<surge::v1::IngestRequest> request;
   std::vector<int64_t> run_ids;  // parallel to request->records()
-  size_t bytes = 0;              // set by SubmitBatch: request->ByteSizeLong()
+  size_t bytes = 0;              // request->ByteSizeLong(); SubmitBatch fills it when 0
   std::function<void(const absl::StatusOr<BatchResult>&)> done;
 };
 
