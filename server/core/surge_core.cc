@@ -336,8 +336,7 @@ absl::StatusOr<surge::v1::Fit> SurgeCore::GetFit(const surge::v1::GetFitRequest&
   SURGE_RETURN_IF_ERROR(ValidateFitRequest(request));
   SURGE_RETURN_IF_ERROR(Authorize(caller, Permission::kRead, request.job()));
   if (request.target_losses().empty() && request.k_steps() == 0) {
-    SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry,
-                           LatestFit(request.job(), caller));
+    SURGE_ASSIGN_OR_RETURN(std::shared_ptr<const FitEntry> entry, fits_->Latest(request.job()));
     return entry->proto;
   }
   // Ad hoc settings: computed now, neither stored nor published (version 0).
