@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/store/schema.h"
+#include "tests/server/store/store_test_records.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge::store {
@@ -39,8 +40,6 @@ using ::testing::UnorderedElementsAre;
 
 constexpr int64_t kNow = 1700000000000000;
 
-std::string Msg(const absl::Status& s) { return std::string(s.message()); }
-
 surge::v1::Job MakeJob(const std::string& name,
                        surge::v1::BatchUnit unit = surge::v1::BATCH_UNIT_EXAMPLES,
                        const std::string& description = "") {
@@ -49,26 +48,6 @@ surge::v1::Job MakeJob(const std::string& name,
   job.set_batch_unit(unit);
   job.set_description(description);
   return job;
-}
-
-surge::v1::Run MakeRun(const std::string& name, int64_t batch_size,
-                       surge::v1::Protocol protocol = surge::v1::PROTOCOL_PLAIN) {
-  surge::v1::Run run;
-  run.set_name(name);
-  run.set_batch_size(batch_size);
-  run.set_protocol(protocol);
-  run.set_base_lr(1e-3);
-  return run;
-}
-
-surge::v1::Record MakeRecord(const std::string& run, int64_t step) {
-  surge::v1::Record r;
-  r.set_run(run);
-  r.set_step(step);
-  r.set_examples(step * 32);
-  r.set_lr(0.001 + 0.0001 * static_cast<double>(step));
-  r.set_loss(10.0 / static_cast<double>(step + 1));
-  return r;
 }
 
 std::unique_ptr<SqliteStore> OpenMemory() {
@@ -95,20 +74,12 @@ class StoreTest : public ::testing::Test {
 
   // Creates a job and returns its id.
   int64_t CreateJob(const std::string& name) {
-    absl::StatusOr<surge::v1::Job> job = store_->CreateJob(MakeJob(name), kNow);
-    EXPECT_TRUE(job.ok()) << job.status();
-    absl::StatusOr<int64_t> id = store_->JobId(name);
-    EXPECT_TRUE(id.ok()) << id.status();
-    return id.ok() ? *id : -1;
+    return CreateTestJob(*store_, name, kNow);
   }
 
   // Creates a run and returns its id.
   int64_t CreateRun(const std::string& job, const std::string& run, int64_t batch_size = 32) {
-    absl::StatusOr<surge::v1::Run> created = store_->CreateRun(job, MakeRun(run, batch_size), kNow);
-    EXPECT_TRUE(created.ok()) << created.status();
-    absl::StatusOr<RunKey> key = store_->LookupRun(job, run);
-    EXPECT_TRUE(key.ok()) << key.status();
-    return key.ok() ? key->run_id : -1;
+    return CreateTestRun(*store_, job, run, batch_size, kNow);
   }
 
   // Inserts records (must be new) and bumps the run's counters.

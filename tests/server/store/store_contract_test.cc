@@ -37,6 +37,7 @@
 #include "server/store/schema.h"
 #include "server/store/store.h"
 #include "tests/support/pg_server.h"
+#include "tests/server/store/store_test_records.h"
 #include "tests/support/temp_dir.h"
 
 namespace surge::store {
@@ -54,34 +55,12 @@ constexpr int64_t kNow = 1700000000000000;
 
 enum class Backend { kSqlite, kPostgres };
 
-std::string Msg(const absl::Status& s) { return std::string(s.message()); }
-
 surge::v1::Job MakeJob(const std::string& name, const std::string& tenant = "") {
   surge::v1::Job job;
   job.set_name(name);
   job.set_batch_unit(surge::v1::BATCH_UNIT_EXAMPLES);
   job.set_tenant(tenant);
   return job;
-}
-
-surge::v1::Run MakeRun(const std::string& name, int64_t batch_size,
-                       surge::v1::Protocol protocol = surge::v1::PROTOCOL_PLAIN) {
-  surge::v1::Run run;
-  run.set_name(name);
-  run.set_batch_size(batch_size);
-  run.set_protocol(protocol);
-  run.set_base_lr(1e-3);
-  return run;
-}
-
-surge::v1::Record MakeRecord(const std::string& run, int64_t step) {
-  surge::v1::Record r;
-  r.set_run(run);
-  r.set_step(step);
-  r.set_examples(step * 32);
-  r.set_lr(0.001 + 0.0001 * static_cast<double>(step));
-  r.set_loss(10.0 / static_cast<double>(step + 1));
-  return r;
 }
 
 std::vector<surge::v1::Record> Steps(const std::string& run, int64_t from, int64_t to) {
@@ -184,19 +163,11 @@ class StoreContractTest : public ::testing::TestWithParam<Backend> {
   }
 
   int64_t CreateJob(const std::string& name) {
-    absl::StatusOr<surge::v1::Job> job = store_->CreateJob(MakeJob(name), kNow);
-    EXPECT_TRUE(job.ok()) << job.status();
-    absl::StatusOr<int64_t> id = store_->JobId(name);
-    EXPECT_TRUE(id.ok()) << id.status();
-    return id.ok() ? *id : -1;
+    return CreateTestJob(*store_, name, kNow);
   }
 
   int64_t CreateRun(const std::string& job, const std::string& run, int64_t batch_size = 32) {
-    absl::StatusOr<surge::v1::Run> created = store_->CreateRun(job, MakeRun(run, batch_size), kNow);
-    EXPECT_TRUE(created.ok()) << created.status();
-    absl::StatusOr<RunKey> key = store_->LookupRun(job, run);
-    EXPECT_TRUE(key.ok()) << key.status();
-    return key.ok() ? key->run_id : -1;
+    return CreateTestRun(*store_, job, run, batch_size, kNow);
   }
 
   // Writes `records` of one run as one group of one batch, all new.
