@@ -18,34 +18,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { checker, launchBrowser, parseArgs, sleep, waitForFile } from './harness.mjs';
 import { checkProbeJobPage, newFitShown } from './job_checks.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
-  (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
-for (const k of ['server', 'cli', 'source', 'out']) {
-  if (!args[k]) { console.error(`missing --${k}`); process.exit(2); }
-}
+const args = parseArgs(process.argv.slice(2));
 const JOB = 'probe-sweep';
-const results = [];
-let failed = 0;
-
-function check(name, ok, detail = '') {
-  results.push({ name, ok });
-  if (!ok) failed++;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitForFile(file, child, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (child.exitCode !== null) throw new Error(`surge-server exited with ${child.exitCode}`);
-    try { const t = fs.readFileSync(file, 'utf8'); if (t.trim()) return Number(t); } catch {}
-    await sleep(20);
-  }
-  throw new Error(`timeout waiting for ${file}`);
-}
+const tally = checker();
+const { check } = tally;
 
 // `surge token new`: the token (to its user) and the line (to the token file).
 function newToken(tenant, role) {
@@ -141,13 +120,7 @@ async function main() {
   const fit = await settledFit(asReader, JOB);
   check('fit settled with 2 stages', fit && !fit.error && fit.stages.length === 2, `version ${fit && fit.version}`);
 
-  browser = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 900 },
-  });
+  browser = await launchBrowser(path.join(work, 'profile'));
   const page = browser.pages()[0] || await browser.newPage();
   const problems = [];
   const foreign = [];
@@ -303,9 +276,9 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   await stopServer().catch(() => {});
-  if (failed) console.log(fs.readFileSync(path.join(work, 'server.log'), 'utf8').slice(-2000));
+  if (tally.failed) console.log(fs.readFileSync(path.join(work, 'server.log'), 'utf8').slice(-2000));
   fs.rmSync(work, { recursive: true, force: true });
   console.log(`screenshots in ${args.out}: dashboard-signin.png, dashboard-signed-in.png, dashboard-jobs-signed-in.png`);
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  console.log(`${tally.count - tally.failed} passed, ${tally.failed} failed`);
+  process.exit(tally.failed ? 1 : 0);
 }
