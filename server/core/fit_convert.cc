@@ -147,8 +147,11 @@ void StageToProto(const fit::StageFit& s, surge::v1::StageFit* out) {
     mp->set_weight(m.weight);
     mp->set_n(m.n);
     mp->set_k(m.k);
+    mp->set_law_weight(m.law_weight);
     if (!m.fitted) continue;
-    for (size_t i = 0; i < m.curve.params.size(); ++i) {
+    mp->set_scatter_sd(std::sqrt(m.tau2));
+    mp->set_edf(m.edf);
+    for (size_t i = 0; m.kind != fit::ModelKind::kSmooth && i < m.curve.params.size(); ++i) {
       mp->add_params(m.curve.params[i]);
       double var = (static_cast<Eigen::Index>(i) < m.curve.cov.rows())
                        ? m.curve.cov(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(i))
@@ -161,6 +164,7 @@ void StageToProto(const fit::StageFit& s, surge::v1::StageFit* out) {
   out->set_verdict_reason(s.models.verdict_reason);
   out->set_surge_family_weight(s.models.surge_family_weight);
   out->set_monotone_weight(s.models.monotone_weight);
+  out->set_smooth_weight(s.models.smooth_weight);
   out->set_evidence(fit::EvidenceNames(s.evidence));
   out->set_criterion(fit::CriterionName(s.criterion));
   out->set_runs(s.n_runs);
@@ -234,6 +238,7 @@ void AdviceToProto(const fit::Advice& a, surge::v1::Advice* out) {
   out->set_loss(a.loss);
   out->set_lr(a.lr);
   SetInterval(a.lr_ci95, out->mutable_lr_ci95());
+  SetInterval(a.lr_curve_ci95, out->mutable_lr_curve_ci95());
   out->set_b_noise_kind(ToProto(a.b_noise_kind));
   out->set_b_noise(a.b_noise);
   SetInterval(a.b_noise_ci95, out->mutable_b_noise_ci95());
@@ -281,6 +286,7 @@ void AdviceToProto(const fit::Advice& a, surge::v1::Advice* out) {
     o->set_ln_ratio_se(t.ln_ratio_se);
     o->set_lr(t.lr);
     SetInterval(t.lr_ci95, o->mutable_lr_ci95());
+    SetInterval(t.lr_curve_ci95, o->mutable_lr_curve_ci95());
     o->set_linear_rule_lr(t.linear_rule_lr);
     o->set_sqrt_rule_lr(t.sqrt_rule_lr);
     o->set_fitted_lr_at_reference(t.fitted_lr_at_reference);

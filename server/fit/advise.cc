@@ -133,9 +133,12 @@ absl::StatusOr<Advice> Advise(const JobFit& job_fit, double batch_size,
   if (!std::isfinite(avg.mean) || !std::isfinite(avg.var)) {
     return absl::FailedPreconditionError("no model gives a finite prediction at this batch size");
   }
-  adv.ln_lr_se = std::sqrt(avg.var);
+  adv.ln_lr_se = std::sqrt(avg.PredictionVar());
+  adv.ln_lr_curve_se = std::sqrt(avg.var);
   adv.lr = std::exp(avg.mean);
   adv.lr_ci95 = {std::exp(avg.mean - kZ95 * adv.ln_lr_se), std::exp(avg.mean + kZ95 * adv.ln_lr_se)};
+  adv.lr_curve_ci95 = {std::exp(avg.mean - kZ95 * adv.ln_lr_curve_se),
+                       std::exp(avg.mean + kZ95 * adv.ln_lr_curve_se)};
   double wsum = 0.0;
   for (double v : mp.weights) wsum += v;
   for (size_t m = 0; m < mp.weights.size(); ++m) {

@@ -66,8 +66,10 @@ struct Advice {
   std::optional<int64_t> step;
   double loss = NAN;              // L the advice is for
   double lr = NAN;                // exp(model-averaged ln eps_opt)
-  Interval lr_ci95;               // 95%, LR units
-  double ln_lr_se = NAN;
+  Interval lr_ci95;               // 95% prediction interval for the optimum at B, LR units
+  double ln_lr_se = NAN;          // its SE: sqrt(curve var + scatter)
+  Interval lr_curve_ci95;         // 95% interval of the fitted curve alone
+  double ln_lr_curve_se = NAN;
   BNoiseKind b_noise_kind = BNoiseKind::kUnknown;
   double b_noise = NAN;           // point, or the bound
   Interval b_noise_ci95;          // point: 95%; bound: [bound, inf) or [0, bound]

@@ -3,6 +3,7 @@
 
 #include "ceres/jet.h"
 #include "server/fit/fit_types.h"
+#include "server/fit/smooth_curve.h"
 
 namespace surge::fit {
 
@@ -48,6 +49,8 @@ int NumParams(ModelKind kind) {
     case ModelKind::kSurgeRisingLimit:
     case ModelKind::kSurgeFallingLimit:
       return 1;
+    case ModelKind::kSmooth:
+      return 0;
   }
   return 0;
 }
@@ -66,6 +69,8 @@ const char* ModelName(ModelKind kind) {
       return "power_law";
     case ModelKind::kSaturatingSurge:
       return "saturating_surge";
+    case ModelKind::kSmooth:
+      return "smooth";
   }
   return "unknown";
 }
@@ -88,6 +93,11 @@ double EvalCurveWithGradient(ModelKind kind, double x, const double* p,
 }
 
 CurvePrediction ModelCurve::Predict(double x) const {
+  if (kind == ModelKind::kSmooth) {
+    CurvePrediction p = PredictSmooth(*this, x);
+    p.scatter = scatter;
+    return p;
+  }
   const int n = NumParams(kind);
   double g[3] = {0, 0, 0};
   CurvePrediction out;
@@ -101,10 +111,16 @@ CurvePrediction ModelCurve::Predict(double x) const {
     var = NAN;
   }
   out.var = var < 0.0 ? 0.0 : var;
+  out.scatter = scatter;
   return out;
 }
 
 CurvePrediction ModelCurve::PredictDifference(double x1, double x0) const {
+  if (kind == ModelKind::kSmooth) {
+    CurvePrediction p = PredictSmoothDifference(*this, x1, x0);
+    p.scatter = 2.0 * scatter;
+    return p;
+  }
   const int n = NumParams(kind);
   double g1[3] = {0, 0, 0}, g0[3] = {0, 0, 0};
   CurvePrediction out;
@@ -119,6 +135,7 @@ CurvePrediction ModelCurve::PredictDifference(double x1, double x0) const {
     for (int j = 0; j < n; ++j) var += (g1[i] - g0[i]) * cov(i, j) * (g1[j] - g0[j]);
   }
   out.var = var < 0.0 ? 0.0 : var;
+  out.scatter = 2.0 * scatter;
   return out;
 }
 

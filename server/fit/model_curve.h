@@ -18,6 +18,11 @@
 //                                    (the surge law for B << B_noise)
 //   kSurgeFallingLimit[k]            k + ln 2 - x / 2,  k = a + b / 2
 //                                    (the surge law for B >> B_noise)
+//   kSmooth           [t_1..t_n, g_1..g_n]  a penalized spline through the
+//                                    knots t (ln B) with fitted values g
+//                                    (smooth_curve.h; not a law: it joins the
+//                                    model average, never the verdict, and is
+//                                    NaN outside [t_1, t_n])
 // The two limits are what the surge law reduces to when the data lie on one
 // side of the peak only; they are reported under the name "surge".
 #ifndef SURGE_SERVER_FIT_MODEL_CURVE_H_
@@ -38,12 +43,14 @@ enum class ModelKind {
   kSaturatingSurge,
   kSurgeRisingLimit,
   kSurgeFallingLimit,
+  kSmooth,
 };
 
-// Number of parameters of a curve.
+// Number of parameters of a curve (0 for kSmooth, whose effective number
+// comes from its fit).
 int NumParams(ModelKind kind);
 // Stable short name: "surge", "sgd", "alpha_form", "power_law",
-// "saturating_surge" (both limits are "surge").
+// "saturating_surge" (both limits are "surge"), "smooth".
 const char* ModelName(ModelKind kind);
 // True for the curves with a peak (surge and saturating surge, limits included).
 bool IsSurgeFamily(ModelKind kind);
@@ -88,23 +95,36 @@ T EvalCurve(ModelKind kind, double x, const T* p) {
       return p[0] + M_LN2 + 0.5 * x;
     case ModelKind::kSurgeFallingLimit:
       return p[0] + M_LN2 - 0.5 * x;
+    case ModelKind::kSmooth:
+      break;  // not a closed form: PredictSmooth
   }
   return T(NAN);
 }
 
-// Value of a fitted curve at one x: mean and variance of ln eps_opt.
+// Value of a fitted curve at one x: mean and variance of ln eps_opt (the
+// curve's own uncertainty), and `scatter`, the variance of a real optimum
+// around the curve (ModelCurve::scatter; twice it for a difference of two
+// batch sizes, whose deviations are independent). A 95% prediction interval
+// for the optimum at x is mean +- 1.96 sqrt(var + scatter); the curve-only
+// (confidence) interval is mean +- 1.96 sqrt(var).
 struct CurvePrediction {
   double mean = NAN;
   double var = NAN;
+  double scatter = 0.0;
+
+  double PredictionVar() const { return var + scatter; }
 };
 
 // A fitted curve: parameters and their covariance (already multiplied by the
 // fit's variance scale factor). Predict() uses the delta method:
 //   var(f(x)) = g^T C g,  g = d f(x; p) / d p  (forward-mode autodiff).
+// `scatter` is the variance of real optima around the curve beyond their
+// measurement errors (models.h, "Scatter"), carried into every prediction.
 struct ModelCurve {
   ModelKind kind = ModelKind::kSurge;
   std::vector<double> params;
   Eigen::MatrixXd cov;
+  double scatter = 0.0;
 
   CurvePrediction Predict(double x) const;
 

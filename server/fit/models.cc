@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "server/fit/fit_core.h"
+#include "server/fit/smooth_curve.h"
 #include "server/util/status_macros.h"
 
 namespace surge::fit {
@@ -78,10 +79,47 @@ void ModelSetup(ModelKind kind, double x_min, double x_max,
 }
 
 void SetAicc(ModelFit* m) {
-  m->aicc = m->fitted ? Aicc(m->chi2, m->n, m->k) : NAN;
+  m->aicc = m->fitted ? Aicc(m->chi2, m->n, m->edf + 1.0) : NAN;
   if (m->fitted && !std::isfinite(m->aicc)) {
-    m->note = absl::StrFormat("no AICc: n = %d <= k + 1 = %d", m->n, m->k + 1);
+    m->note = absl::StrFormat("no AICc: n = %d <= k + 1 = %.3g", m->n, m->edf + 2.0);
   }
+}
+
+// The curve's values at the points (for the scatter and the robust cost).
+std::vector<double> ValuesAt(const ModelCurve& curve, const std::vector<FitPoint>& pts) {
+  std::vector<double> f(pts.size());
+  for (size_t i = 0; i < pts.size(); ++i) f[i] = curve.Predict(pts[i].x).mean;
+  return f;
+}
+
+// Sets tau2 and the curve's scatter of a fitted model.
+void SetScatter(const std::vector<FitPoint>& pts, ModelFit* m) {
+  if (!m->fitted) return;
+  const std::vector<double> f = ValuesAt(m->curve, pts);
+  m->tau2 = ScatterVariance(pts, f.data(), m->edf);
+  m->curve.scatter = ScatterForPrediction(m->tau2, m->n, m->edf);
+}
+
+// The smooth curve as a ModelFit: AICc from the same Huber cost as the laws.
+ModelFit FitSmooth(const std::vector<FitPoint>& points, int n, double huber_k) {
+  ModelFit m;
+  m.kind = ModelKind::kSmooth;
+  m.n = n;
+  absl::StatusOr<SmoothFit> r = FitSmoothCurve(points);
+  if (!r.ok()) {
+    m.note = std::string(r.status().message());
+    m.k = 0;
+    return m;
+  }
+  m.fitted = true;
+  m.curve = r->curve;
+  m.edf = r->edf;
+  m.k = static_cast<int>(std::lround(r->edf + 1.0));
+  m.scale = r->scale;
+  const std::vector<double> f = ValuesAt(m.curve, points);
+  m.chi2 = 2.0 * RobustCost(points, f.data(), huber_k);
+  m.note = absl::StrFormat("penalized spline, edf %.2f (smoothness by AICc)", r->edf);
+  return m;
 }
 
 }  // namespace
@@ -105,7 +143,7 @@ const ModelFit& ModelComparison::Get(ModelKind kind) const {
   return models.front();
 }
 
-double Aicc(double rss, int n, int k) {
+double Aicc(double rss, int n, double k) {
   if (n <= k + 1 || n <= 0) return NAN;
   const double sigma2 = std::max(rss / n, 1e-12);
   const double aic = n * std::log(sigma2) + 2.0 * k;
@@ -127,6 +165,38 @@ std::vector<double> AkaikeWeights(const std::vector<double>& aicc) {
   return w;
 }
 
+double ScatterVariance(const std::vector<FitPoint>& pts, const double* f, double p) {
+  std::vector<std::pair<double, double>> rs;  // (r_i^2, s_i^2)
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (pts[i].censoring != Censoring::kNone || !std::isfinite(f[i])) continue;
+    const double r = pts[i].y - f[i];
+    rs.emplace_back(r * r, pts[i].s * pts[i].s);
+  }
+  const double dof = static_cast<double>(rs.size()) - p;
+  if (dof <= 0.0) return 0.0;
+  // Q(tau2) = sum r^2 / (s^2 + tau2) - dof falls monotonically in tau2.
+  auto q = [&](double tau2) {
+    double sum = 0.0;
+    for (const auto& [r2, s2] : rs) sum += r2 / (s2 + tau2);
+    return sum - dof;
+  };
+  if (q(0.0) <= 0.0) return 0.0;
+  double lo = 0.0, hi = 1e-4;
+  while (q(hi) > 0.0 && hi < 1e6) hi *= 2.0;
+  for (int it = 0; it < 100 && hi - lo > 1e-12 * hi; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (q(mid) > 0.0 ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+double ScatterForPrediction(double tau2, int n, double p) {
+  if (!(tau2 > 0.0)) return 0.0;
+  const int dof = std::max(1, static_cast<int>(std::floor(n - p + 1e-9)));
+  const double t = StudentT975(dof) / kZ95;
+  return tau2 * t * t;
+}
+
 CurvePrediction ModelAverage(const std::vector<double>& weights,
                              const std::vector<CurvePrediction>& predictions) {
   double wsum = 0.0, mean = 0.0;
@@ -138,13 +208,14 @@ CurvePrediction ModelAverage(const std::vector<double>& weights,
   }
   if (wsum <= 0.0) return {};
   mean /= wsum;
-  double var = 0.0;
+  double var = 0.0, scatter = 0.0;
   for (size_t i = 0; i < weights.size(); ++i) {
     const CurvePrediction& p = predictions[i];
     if (weights[i] <= 0.0 || !std::isfinite(p.mean) || !std::isfinite(p.var)) continue;
     var += weights[i] / wsum * (p.var + (p.mean - mean) * (p.mean - mean));
+    if (std::isfinite(p.scatter)) scatter += weights[i] / wsum * p.scatter;
   }
-  return {mean, var};
+  return {mean, var, scatter};
 }
 
 absl::StatusOr<ModelComparison> CompareModels(const std::vector<FitPoint>& points,
@@ -158,6 +229,7 @@ absl::StatusOr<ModelComparison> CompareModels(const std::vector<FitPoint>& point
     m.kind = kind;
     m.n = n;
     m.k = NumParams(kind) + 1;
+    m.edf = NumParams(kind);
     if (kind == ModelKind::kSurge) {
       m.fitted = true;
       m.curve = surge.curve;
@@ -180,19 +252,38 @@ absl::StatusOr<ModelComparison> CompareModels(const std::vector<FitPoint>& point
         m.note = std::string(r.status().message());
       }
     }
+    if (kind == ModelKind::kSurge) m.edf = surge.curve.params.size();  // the limits have 1
     SetAicc(&m);
+    SetScatter(points, &m);
     out.models.push_back(m);
   }
+  ModelFit smooth = FitSmooth(points, n, options.huber_k);
+  SetAicc(&smooth);
+  SetScatter(points, &smooth);
+  out.models.push_back(smooth);
 
-  // Akaike weights and family sums.
+  // Akaike weights: over the five laws (the verdict) and over all six (the
+  // average).
   std::vector<double> aicc;
   for (const ModelFit& m : out.models) aicc.push_back(m.aicc);
   std::vector<double> w = AkaikeWeights(aicc);
-  const bool comparable = std::any_of(w.begin(), w.end(), [](double x) { return x > 0; });
-  if (!comparable) w[0] = 1.0;  // surge alone
+  std::vector<double> law_aicc(aicc.begin(), aicc.end() - 1);
+  std::vector<double> lw = AkaikeWeights(law_aicc);
+  const bool comparable = std::any_of(lw.begin(), lw.end(), [](double x) { return x > 0; });
+  if (!comparable) {  // surge alone
+    std::fill(w.begin(), w.end(), 0.0);
+    w[0] = lw[0] = 1.0;
+  }
+  lw.push_back(0.0);
   for (size_t i = 0; i < out.models.size(); ++i) {
-    out.models[i].weight = w[i];
-    (IsSurgeFamily(out.models[i].kind) ? out.surge_family_weight : out.monotone_weight) += w[i];
+    ModelFit& m = out.models[i];
+    m.weight = w[i];
+    m.law_weight = lw[i];
+    if (m.kind == ModelKind::kSmooth) {
+      out.smooth_weight = w[i];
+    } else {
+      (IsSurgeFamily(m.kind) ? out.surge_family_weight : out.monotone_weight) += lw[i];
+    }
   }
   const ModelFit& sat = out.Get(ModelKind::kSaturatingSurge);
   if (sat.fitted) {
@@ -232,15 +323,22 @@ AveragedPrediction PredictAveraged(const ModelComparison& comparison, double ln_
   std::vector<double> w;
   std::vector<CurvePrediction> preds;
   AveragedPrediction out;
+  double wsum = 0.0;
   for (const ModelFit& m : comparison.models) {
-    w.push_back(m.weight);
     preds.push_back(m.weight > 0.0 ? m.curve.Predict(ln_b) : CurvePrediction{});
-    out.weights.emplace_back(ModelName(m.kind), m.weight);
+    const bool usable = std::isfinite(preds.back().mean) && std::isfinite(preds.back().var);
+    w.push_back(usable ? m.weight : 0.0);
+    wsum += w.back();
+  }
+  for (size_t i = 0; i < w.size(); ++i) {
+    out.weights.emplace_back(ModelName(comparison.models[i].kind), wsum > 0 ? w[i] / wsum : 0.0);
   }
   const CurvePrediction avg = ModelAverage(w, preds);
   out.mean = avg.mean;
-  out.se = std::sqrt(avg.var);
+  out.se = std::sqrt(avg.PredictionVar());
   out.ci95 = {avg.mean - kZ95 * out.se, avg.mean + kZ95 * out.se};
+  out.curve_se = std::sqrt(avg.var);
+  out.curve_ci95 = {avg.mean - kZ95 * out.curve_se, avg.mean + kZ95 * out.curve_se};
   return out;
 }
 

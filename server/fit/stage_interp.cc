@@ -130,6 +130,8 @@ ModelPredictions PredictModels(const CriterionView& view, const StageBracket& br
     if (out.weights[m] <= 0.0) continue;
     if (m0.kind == ModelKind::kSurge && linear_drift) {
       out.predictions[m] = SurgeFromDrift(drift_point, x, x0);
+      const double scatter = (1.0 - lambda) * m0.curve.scatter + lambda * m1.curve.scatter;
+      out.predictions[m].scatter = x0.has_value() ? 2.0 * scatter : scatter;
       continue;
     }
     const CurvePrediction p0 =
@@ -137,6 +139,12 @@ ModelPredictions PredictModels(const CriterionView& view, const StageBracket& br
     const CurvePrediction p1 = m1.weight > 0.0 ? CurveAt(s1, m1.curve, x, x0) : p0;
     out.predictions[m].mean = (1.0 - lambda) * p0.mean + lambda * p1.mean;
     out.predictions[m].var = (1.0 - lambda) * p0.var + lambda * p1.var;
+    out.predictions[m].scatter = (1.0 - lambda) * p0.scatter + lambda * p1.scatter;
+    // A model that cannot predict here (the smooth curve outside its knots)
+    // leaves its weight to the others.
+    if (!std::isfinite(out.predictions[m].mean) || !std::isfinite(out.predictions[m].var)) {
+      out.weights[m] = 0.0;
+    }
   }
   out.average = ModelAverage(out.weights, out.predictions);
   return out;

@@ -65,6 +65,7 @@ absl::StatusOr<LrTransfer> TransferLr(const CriterionView& view, const LrReferen
       w[m] = 0.5 * (at.weights[m] + at0.weights[m]);
       d[m].mean = at.predictions[m].mean - at0.predictions[m].mean;
       d[m].var = at.predictions[m].var + at0.predictions[m].var;
+      d[m].scatter = at.predictions[m].scatter + at0.predictions[m].scatter;
     }
     ln_ratio = ModelAverage(w, d);
   }
@@ -73,10 +74,13 @@ absl::StatusOr<LrTransfer> TransferLr(const CriterionView& view, const LrReferen
         "no model gives a finite LR ratio between the reference and the asked batch size");
   }
   t.ratio = std::exp(ln_ratio.mean);
-  t.ln_ratio_se = std::sqrt(ln_ratio.var);
+  t.ln_ratio_se = std::sqrt(ln_ratio.PredictionVar());
+  t.ln_ratio_curve_se = std::sqrt(ln_ratio.var);
   t.lr = ref.lr * t.ratio;
   t.lr_ci95 = {ref.lr * std::exp(ln_ratio.mean - kZ95 * t.ln_ratio_se),
                ref.lr * std::exp(ln_ratio.mean + kZ95 * t.ln_ratio_se)};
+  t.lr_curve_ci95 = {ref.lr * std::exp(ln_ratio.mean - kZ95 * t.ln_ratio_curve_se),
+                     ref.lr * std::exp(ln_ratio.mean + kZ95 * t.ln_ratio_curve_se)};
   t.linear_rule_lr = ref.lr * batch_size / ref.batch_size;
   t.sqrt_rule_lr = ref.lr * std::sqrt(batch_size / ref.batch_size);
   const CurvePrediction level = PredictModels(view, b0, ln_l0, x0, std::nullopt).average;

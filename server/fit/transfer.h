@@ -47,9 +47,11 @@ struct LrTransfer {
   LrReference reference;
   double reference_loss = NAN;  // L0
   double ratio = NAN;           // eps_opt(B, L) / eps_opt(B0, L0), model-averaged
-  double ln_ratio_se = NAN;
+  double ln_ratio_se = NAN;     // prediction SE: curve var + the scatter at B and at B0
+  double ln_ratio_curve_se = NAN;  // the curve's own SE of the ratio
   double lr = NAN;              // lr0 * ratio
-  Interval lr_ci95;             // 95%, LR units
+  Interval lr_ci95;             // 95% prediction interval, LR units
+  Interval lr_curve_ci95;       // 95% curve-only interval
   double linear_rule_lr = NAN;  // lr0 * B / B0
   double sqrt_rule_lr = NAN;    // lr0 * sqrt(B / B0)
   double fitted_lr_at_reference = NAN;  // the job's own eps_opt(B0, L0)

@@ -6,15 +6,20 @@
 // Opens FILE read-only (a SQLite URI with mode=ro, so a running server and
 // its WAL are left alone and a missing file is not created), loads the job's
 // evidence as the server does (core::LoadEvidence), runs HoldOutCheck and
-// prints, per stage, the full-data fit and a table of the held-out batch
-// sizes, then the summary over all stages:
-//   interior: K of N consistent (|z| <= 1.96), M of N measured inside the
-//   predicted 95% interval
+// prints, per stage and criterion (improvement: probes, full or plain runs;
+// fastest: steps to a target), the full-data fit and a table of the held-out
+// batch sizes, then the summary over all stages:
+//   interior: K of N within the 95% prediction interval allowing for the
+//   measurement's own error (|z| <= 1.96), M of N inside the prediction
+//   interval itself, C of N inside the curve-only interval; median interval
+//   widths (hi/lo); efficiency: the mean share of the best measured outcome
+//   at B that the predicted LR achieves, and the ceiling (B's own optimum).
 // --json prints the same as one JSON object instead. Exit status: 0 when the
 // check ran (whatever its outcome), 1 on errors (missing file, unknown job,
 // no stage fittable), 2 on usage errors.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -41,6 +46,7 @@ ABSL_FLAG(bool, json, false, "print one JSON object instead of tables");
 
 namespace {
 
+using surge::fit::Criterion;
 using surge::fit::HoldOutKind;
 using surge::fit::HoldOutPrediction;
 using surge::fit::HoldOutResult;
@@ -73,10 +79,33 @@ std::string LrInterval(double ln_mean, double ln_se) {
 
 std::string Z(double z) { return std::isfinite(z) ? absl::StrFormat("%+.2f", z) : "-"; }
 
+std::string Share(double v, bool bound) {
+  if (!std::isfinite(v)) return "-";
+  return absl::StrFormat("%s%.2f", bound ? "<=" : "", v);
+}
+
+std::string Num(double v, const char* fmt = "%.2f") {
+  return std::isfinite(v) ? absl::StrFormat(fmt, v) : "-";
+}
+
+// Every stage checked: improvement (advice's and set-aside) then fastest.
+std::vector<const StageFit*> CheckedStages(const JobFit& full) {
+  std::vector<const StageFit*> out;
+  for (const StageFit& st : full.stages) out.push_back(&st);
+  for (const StageFit& st : full.set_aside) out.push_back(&st);
+  std::stable_sort(out.begin(), out.end(), [](const StageFit* a, const StageFit* b) {
+    return a->stage_loss < b->stage_loss;
+  });
+  for (const StageFit& st : full.fastest.stages) out.push_back(&st);
+  return out;
+}
+
 // One line on a stage's full-data fit: identification, B_noise, verdict, weights.
 std::string StageHeadline(const StageFit& st) {
-  std::string out = absl::StrFormat("stage %d (loss %.4g): %d probe points, %d optima", st.stage_id,
-                                    st.stage_loss, st.n_probe_points, st.optima.size());
+  std::string out = absl::StrFormat(
+      "stage %d (loss %.4g, criterion %s, evidence %s): %d probe points, %d runs, %d optima",
+      st.stage_id, st.stage_loss, CriterionName(st.criterion), surge::fit::EvidenceNames(st.evidence),
+      st.n_probe_points, st.n_runs, st.optima.size());
   const auto& s = st.surge;
   absl::StrAppend(&out, "; full-data surge fit: ", PeakIdentificationName(s.identification));
   if (s.identification == surge::fit::PeakIdentification::kIdentified) {
@@ -99,9 +128,13 @@ std::string StageHeadline(const StageFit& st) {
 
 std::string SummaryLine(const HoldOutSummary& s) {
   return absl::StrFormat(
-      "interior: %d of %d consistent (|z| <= 1.96), %d of %d measured inside the predicted 95%% "
-      "interval",
-      s.consistent, s.interior, s.inside, s.interior);
+      "interior: %d of %d within the 95%% prediction interval allowing for the measurement's "
+      "error (|z| <= 1.96); %d of %d inside the prediction interval, %d of %d inside the "
+      "curve-only interval; median width (hi/lo) %s prediction, %s curve; efficiency %s "
+      "(worst %s), ceiling %s, over %d",
+      s.consistent, s.interior, s.inside, s.interior, s.curve_inside, s.interior,
+      Num(s.median_width), Num(s.median_curve_width), Num(s.mean_share), Num(s.min_share),
+      Num(s.mean_ceiling), s.efficiency_n);
 }
 
 std::string DetailLine(const HoldOutSummary& s) {
@@ -122,13 +155,15 @@ void PrintTables(const std::string& job, const JobFit& full,
     std::printf("stage %lld not fitted: %s\n", static_cast<long long>(sk.stage_id),
                 std::string(sk.status.message()).c_str());
   }
-  for (const StageFit& st : full.stages) {
+  for (const StageFit* stp : CheckedStages(full)) {
+    const StageFit& st = *stp;
     std::printf("\n%s\n", StageHeadline(st).c_str());
-    std::printf("%6s %9s %-22s %9s %-22s %6s %3s %4s %9s %7s  %-12s %s\n", "B", "meas lr",
-                "meas 95%", "pred lr", "pred 95% (avg)", "z", "in", "cons", "surge lr", "z_surge",
-                "kind", "refit top model / note");
+    std::printf("%6s %9s %-22s %9s %-22s %-22s %6s %3s %3s %4s %6s %6s %9s %7s  %-12s %s\n", "B",
+                "meas lr", "meas 95%", "pred lr", "pred 95% (prediction)", "pred 95% (curve)", "z",
+                "in", "inc", "cons", "eff", "ceil", "surge lr", "z_surge", "kind",
+                "refit top model / note");
     for (const HoldOutResult& r : results) {
-      if (r.stage_id != st.stage_id) continue;
+      if (r.stage_id != st.stage_id || r.criterion != st.criterion) continue;
       const HoldOutPrediction& a = r.averaged;
       std::string tail = r.note;
       if (r.kind != HoldOutKind::kSkipped) {
@@ -136,21 +171,32 @@ void PrintTables(const std::string& job, const JobFit& full,
                                PeakIdentificationName(r.refit_identification));
         if (!r.note.empty()) absl::StrAppend(&tail, "; ", r.note);
       }
-      std::printf("%6g %9s %-22s %9s %-22s %6s %3s %4s %9s %7s  %-12s %s\n", r.batch_size,
-                  Lr(r.ln_measured).c_str(), LrInterval(r.ln_measured, r.ln_measured_se).c_str(),
-                  Lr(a.ln_mean).c_str(), LrInterval(a.ln_mean, a.ln_se).c_str(), Z(a.z).c_str(),
-                  r.kind == HoldOutKind::kSkipped ? "-" : (a.inside ? "yes" : "no"),
-                  r.kind == HoldOutKind::kSkipped ? "-" : (a.consistent ? "yes" : "no"),
+      const bool skipped = r.kind == HoldOutKind::kSkipped;
+      std::printf("%6g %9s %-22s %9s %-22s %-22s %6s %3s %3s %4s %6s %6s %9s %7s  %-12s %s\n",
+                  r.batch_size, Lr(r.ln_measured).c_str(),
+                  LrInterval(r.ln_measured, r.ln_measured_se).c_str(), Lr(a.ln_mean).c_str(),
+                  LrInterval(a.ln_mean, a.ln_se).c_str(),
+                  LrInterval(a.ln_mean, a.ln_curve_se).c_str(), Z(a.z).c_str(),
+                  skipped ? "-" : (a.inside ? "yes" : "no"),
+                  skipped ? "-" : (a.curve_inside ? "yes" : "no"),
+                  skipped ? "-" : (a.consistent ? "yes" : "no"),
+                  Share(r.efficiency.share, r.efficiency.share_bound).c_str(),
+                  Share(r.efficiency.ceiling, r.efficiency.ceiling_bound).c_str(),
                   Lr(r.surge.ln_mean).c_str(), Z(r.surge.z).c_str(), HoldOutKindName(r.kind),
                   tail.c_str());
     }
-    const HoldOutSummary s = SummarizeHoldOut(results, st.stage_id);
+    const HoldOutSummary s = SummarizeHoldOut(results, st.stage_id, st.criterion);
     std::printf("stage %lld %s\n%s\n", static_cast<long long>(st.stage_id), SummaryLine(s).c_str(),
                 DetailLine(s).c_str());
   }
   const HoldOutSummary all = SummarizeHoldOut(results);
   std::printf("\njob %s, all stages\n%s\n%s\n", job.c_str(), SummaryLine(all).c_str(),
               DetailLine(all).c_str());
+  std::printf(
+      "(in: inside the 95%% prediction interval; inc: inside the curve-only interval; cons: "
+      "|z| <= 1.96, z = (ln meas - ln pred) / sqrt(se_pred^2 + se_meas^2); eff: share of the "
+      "best measured outcome at B reached at the predicted LR, ceil: at B's own optimum; "
+      "improvement: seed-mean loss fall; fastest: S_best / S)\n");
 }
 
 // --- JSON (hand-written: the tool needs nothing more) ---
@@ -178,7 +224,9 @@ std::string JLrCi(double ln_mean, double ln_se) {
 std::string JPrediction(const HoldOutPrediction& p) {
   return absl::StrCat("{\"lr\": ", JNum(std::exp(p.ln_mean)), ", \"ln_lr\": ", JNum(p.ln_mean),
                       ", \"ln_se\": ", JNum(p.ln_se), ", \"lr_ci95\": ", JLrCi(p.ln_mean, p.ln_se),
-                      ", \"inside\": ", JBool(p.inside), ", \"z\": ", JNum(p.z),
+                      ", \"inside\": ", JBool(p.inside), ", \"ln_curve_se\": ",
+                      JNum(p.ln_curve_se), ", \"lr_curve_ci95\": ", JLrCi(p.ln_mean, p.ln_curve_se),
+                      ", \"curve_inside\": ", JBool(p.curve_inside), ", \"z\": ", JNum(p.z),
                       ", \"consistent\": ", JBool(p.consistent), "}");
 }
 std::string JSummary(const HoldOutSummary& s) {
@@ -186,7 +234,12 @@ std::string JSummary(const HoldOutSummary& s) {
       "{\"interior\": ", s.interior, ", \"consistent\": ", s.consistent, ", \"inside\": ", s.inside,
       ", \"mean_z\": ", JNum(s.mean_z), ", \"rms_z\": ", JNum(s.rms_z),
       ", \"surge_evaluated\": ", s.surge_evaluated, ", \"surge_consistent\": ", s.surge_consistent,
-      ", \"surge_inside\": ", s.surge_inside, ", \"extrapolated\": ", s.extrapolated,
+      ", \"surge_inside\": ", s.surge_inside, ", \"curve_inside\": ", s.curve_inside,
+      ", \"median_width\": ", JNum(s.median_width),
+      ", \"median_curve_width\": ", JNum(s.median_curve_width),
+      ", \"efficiency_n\": ", s.efficiency_n, ", \"mean_share\": ", JNum(s.mean_share),
+      ", \"min_share\": ", JNum(s.min_share), ", \"mean_ceiling\": ", JNum(s.mean_ceiling),
+      ", \"extrapolated\": ", s.extrapolated,
       ", \"extrapolated_consistent\": ", s.extrapolated_consistent, ", \"skipped\": ", s.skipped,
       "}");
 }
@@ -194,10 +247,11 @@ std::string JSummary(const HoldOutSummary& s) {
 void PrintJson(const std::string& job, const JobFit& full,
                const std::vector<HoldOutResult>& results, const std::vector<std::string>& notes) {
   std::vector<std::string> stages;
-  for (const StageFit& st : full.stages) {
+  for (const StageFit* stp : CheckedStages(full)) {
+    const StageFit& st = *stp;
     std::vector<std::string> rows;
     for (const HoldOutResult& r : results) {
-      if (r.stage_id != st.stage_id) continue;
+      if (r.stage_id != st.stage_id || r.criterion != st.criterion) continue;
       rows.push_back(absl::StrCat(
           "{\"batch_size\": ", JNum(r.batch_size), ", \"kind\": ", JStr(HoldOutKindName(r.kind)),
           ", \"note\": ", JStr(r.note), ", \"measured\": {\"lr\": ", JNum(std::exp(r.ln_measured)),
@@ -209,14 +263,21 @@ void PrintJson(const std::string& job, const JobFit& full,
           ", \"verdict\": ", JStr(VerdictName(r.refit_verdict)), ", \"top_model\": ",
           JStr(r.refit_top_model), ", \"top_weight\": ", JNum(r.refit_top_weight),
           "}, \"averaged\": ", JPrediction(r.averaged), ", \"surge\": ", JPrediction(r.surge),
-          "}"));
+          ", \"efficiency\": {\"share\": ", JNum(r.efficiency.share),
+          ", \"share_bound\": ", JBool(r.efficiency.share_bound),
+          ", \"ceiling\": ", JNum(r.efficiency.ceiling),
+          ", \"ceiling_bound\": ", JBool(r.efficiency.ceiling_bound),
+          ", \"best_lr\": ", JNum(r.efficiency.best_lr), "}}"));
     }
     stages.push_back(absl::StrCat(
         "{\"stage_id\": ", st.stage_id, ", \"stage_loss\": ", JNum(st.stage_loss),
+        ", \"criterion\": ", JStr(CriterionName(st.criterion)),
+        ", \"evidence\": ", JStr(surge::fit::EvidenceNames(st.evidence)),
         ", \"verdict\": ", JStr(VerdictName(st.models.verdict)),
         ", \"identification\": ", JStr(PeakIdentificationName(st.surge.identification)),
         ", \"results\": [\n    ", absl::StrJoin(rows, ",\n    "),
-        "],\n  \"summary\": ", JSummary(SummarizeHoldOut(results, st.stage_id)), "}"));
+        "],\n  \"summary\": ", JSummary(SummarizeHoldOut(results, st.stage_id, st.criterion)),
+        "}"));
   }
   std::vector<std::string> jnotes;
   for (const std::string& n : notes) jnotes.push_back(JStr(n));

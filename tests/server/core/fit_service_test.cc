@@ -95,8 +95,11 @@ TEST_F(FitServiceTest, AdviceRecoversTheKnownSurgeLaw) {
     EXPECT_LE(surge.b_noise_ci95().lo(), truth[i]);
     EXPECT_GE(surge.b_noise_ci95().hi(), truth[i]);
     EXPECT_EQ(fit->stages(i).verdict(), surge::v1::VERDICT_YES);
-    ASSERT_EQ(fit->stages(i).models_size(), 5);
+    ASSERT_EQ(fit->stages(i).models_size(), 6);
     EXPECT_EQ(fit->stages(i).models(0).model(), "surge");
+    EXPECT_EQ(fit->stages(i).models(5).model(), "smooth");
+    // On data from the surge law the shape-free curve does not take over.
+    EXPECT_LT(fit->stages(i).smooth_weight(), 0.5);
     EXPECT_GT(fit->stages(i).models(0).curve_size(), 10);
   }
   EXPECT_EQ(fit->drift().mode(), "linear");
