@@ -81,12 +81,17 @@ void PrintStage(const surge::v1::StageFit& stage) {
     std::cout << "; eps_max " << G(surge.eps_max()) << " 95% " << Range(surge.eps_max_ci95());
   }
   std::cout << "\n";
-  std::vector<std::vector<std::string>> models = {{"  MODEL", "AICc", "WEIGHT", "NOTE"}};
+  std::vector<std::vector<std::string>> models = {
+      {"  MODEL", "AICc", "WEIGHT", "LAW WEIGHT", "SCATTER", "NOTE"}};
   for (const auto& m : stage.models()) {
     models.push_back({absl::StrCat("  ", m.model()), G(m.aicc()),
-                      absl::StrFormat("%.3f", m.weight()), m.note()});
+                      absl::StrFormat("%.3f", m.weight()),
+                      m.model() == "smooth" ? "-" : absl::StrFormat("%.3f", m.law_weight()),
+                      m.fitted() ? absl::StrFormat("%.3f", m.scatter_sd()) : "-", m.note()});
   }
   PrintTable(models);
+  std::cout << "  (WEIGHT: in the average; LAW WEIGHT: among the five laws, for the verdict; "
+               "SCATTER: sd of ln optima around the curve beyond their SEs)\n";
   std::cout << "  surge supported by the data: " << VerdictText(stage.verdict()) << " ("
             << stage.verdict_reason() << ")\n";
 }
@@ -187,7 +192,7 @@ void PrintTransfer(const surge::v1::Advice& a) {
                                G(r.lr()), G(r.batch_size()), t.reference_loss(), G(a.batch_size()));
   PrintTable({
       {"  lr", absl::StrCat(G(t.lr()), "  95% ", Range(t.lr_ci95()), "  (x", G(t.ratio()),
-                            " by the fitted curve)")},
+                            " by the fitted curve; curve alone ", Range(t.lr_curve_ci95()), ")")},
       {"  linear rule", absl::StrCat(G(t.linear_rule_lr()), "  (lr0 x B/B0)")},
       {"  sqrt rule", absl::StrCat(G(t.sqrt_rule_lr()), "  (lr0 x sqrt(B/B0))")},
       {"  fit at B0", absl::StrCat(G(t.fitted_lr_at_reference()),
@@ -255,7 +260,9 @@ absl::Status Advise(client::SurgeClient& client, const AdviseArgs& args) {
                                                     : "improvement (the paper's)");
   if (a.has_transfer()) PrintTransfer(a);
   PrintTable({
-      {"  lr", absl::StrCat(G(a.lr()), "  95% ", Range(a.lr_ci95()))},
+      {"  lr", absl::StrCat(G(a.lr()), "  95% ", Range(a.lr_ci95()),
+                            "  (prediction interval; curve alone ", Range(a.lr_curve_ci95()),
+                            ")")},
       {"  model", a.model()},
       {"  B_noise", absl::StrCat(BNoiseText(a.b_noise_kind(), a.b_noise(), a.b_noise_ci95()),
                                  a.verdict() == surge::v1::VERDICT_NO

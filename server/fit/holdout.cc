@@ -294,7 +294,7 @@ HoldOutSummary SummarizeHoldOut(const std::vector<HoldOutResult>& results,
   HoldOutSummary s;
   double sum_z = 0.0, sum_z2 = 0.0, sum_share = 0.0, sum_ceiling = 0.0;
   int n_z = 0;
-  std::vector<double> widths, curve_widths;
+  std::vector<double> widths, curve_widths, shares;
   for (const HoldOutResult& r : results) {
     if (stage_id && r.stage_id != *stage_id) continue;
     if (criterion && r.criterion != *criterion) continue;
@@ -332,6 +332,7 @@ HoldOutSummary SummarizeHoldOut(const std::vector<HoldOutResult>& results,
     if (std::isfinite(e.share) && std::isfinite(e.ceiling)) {
       ++s.efficiency_n;
       sum_share += e.share;
+      shares.push_back(e.share);
       sum_ceiling += e.ceiling;
       s.min_share = std::isfinite(s.min_share) ? std::min(s.min_share, e.share) : e.share;
     }
@@ -344,6 +345,7 @@ HoldOutSummary SummarizeHoldOut(const std::vector<HoldOutResult>& results,
     s.mean_share = sum_share / s.efficiency_n;
     s.mean_ceiling = sum_ceiling / s.efficiency_n;
   }
+  s.median_share = Median(shares);
   s.median_width = Median(widths);
   s.median_curve_width = Median(curve_widths);
   return s;

@@ -140,6 +140,7 @@ struct HoldOutSummary {
   int efficiency_n = 0;             // interior results with a finite share
   double mean_share = NAN;          // mean share at the predicted LR
   double min_share = NAN;           // the worst
+  double median_share = NAN;        // robust to one noisy batch size
   double mean_ceiling = NAN;        // mean share at B's own optimum (same results)
   int surge_evaluated = 0;  // interior results with a finite surge-law z
   int surge_consistent = 0;

@@ -93,11 +93,15 @@ std::vector<double> ValuesAt(const ModelCurve& curve, const std::vector<FitPoint
 }
 
 // Sets tau2 and the curve's scatter of a fitted model.
-void SetScatter(const std::vector<FitPoint>& pts, ModelFit* m) {
-  if (!m->fitted) return;
+void SetScatter(const std::vector<FitPoint>& pts, bool enabled, ModelFit* m) {
+  if (!m->fitted || !enabled) return;
   const std::vector<double> f = ValuesAt(m->curve, pts);
-  m->tau2 = ScatterVariance(pts, f.data(), m->edf);
-  m->curve.scatter = ScatterForPrediction(m->tau2, m->n, m->edf);
+  // The curve's own free parameters: a surge limit (one side of the peak)
+  // has one, the spline its edf.
+  const double p = m->kind == ModelKind::kSmooth ? m->edf
+                                                 : static_cast<double>(m->curve.params.size());
+  m->tau2 = ScatterVariance(pts, f.data(), p);
+  m->curve.scatter = ScatterForPrediction(m->tau2, m->n, p);
 }
 
 // The smooth curve as a ModelFit: AICc from the same Huber cost as the laws.
@@ -252,14 +256,20 @@ absl::StatusOr<ModelComparison> CompareModels(const std::vector<FitPoint>& point
         m.note = std::string(r.status().message());
       }
     }
-    if (kind == ModelKind::kSurge) m.edf = surge.curve.params.size();  // the limits have 1
     SetAicc(&m);
-    SetScatter(points, &m);
+    SetScatter(points, options.scatter, &m);
     out.models.push_back(m);
   }
-  ModelFit smooth = FitSmooth(points, n, options.huber_k);
+  ModelFit smooth;
+  if (options.smooth_curve) {
+    smooth = FitSmooth(points, n, options.huber_k);
+  } else {
+    smooth.kind = ModelKind::kSmooth;
+    smooth.n = n;
+    smooth.note = "disabled";
+  }
   SetAicc(&smooth);
-  SetScatter(points, &smooth);
+  SetScatter(points, options.scatter, &smooth);
   out.models.push_back(smooth);
 
   // Akaike weights: over the five laws (the verdict) and over all six (the

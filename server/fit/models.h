@@ -97,6 +97,10 @@ struct ModelComparison {
 struct ModelOptions {
   double huber_k = 2.0;
   double verdict_weight = 0.9;
+  // Both false: the fit before prediction intervals and the smooth curve
+  // (surge-holdout --laws_only, for before/after comparisons).
+  bool smooth_curve = true;  // fit the smooth curve (else: not fitted, "disabled")
+  bool scatter = true;       // estimate tau^2 (else 0: curve-only intervals)
 };
 
 // Fits the comparison models on `points` (already checked by the surge fit)

@@ -1,7 +1,7 @@
 // surge-holdout: the held-out batch-size check (server/fit/holdout.h) on a
 // job stored in a surge database.
 //
-//   surge-holdout --db=FILE --job=NAME [--json]
+//   surge-holdout --db=FILE --job=NAME [--json] [--laws_only]
 //
 // Opens FILE read-only (a SQLite URI with mode=ro, so a running server and
 // its WAL are left alone and a missing file is not created), loads the job's
@@ -43,6 +43,9 @@
 ABSL_FLAG(std::string, db, "", "surge SQLite database file (opened read-only)");
 ABSL_FLAG(std::string, job, "", "job name");
 ABSL_FLAG(bool, json, false, "print one JSON object instead of tables");
+ABSL_FLAG(bool, laws_only, false,
+          "fit as before prediction intervals and the smooth curve (the five laws, curve-only "
+          "intervals): the 'before' of a before/after comparison");
 
 namespace {
 
@@ -130,11 +133,11 @@ std::string SummaryLine(const HoldOutSummary& s) {
   return absl::StrFormat(
       "interior: %d of %d within the 95%% prediction interval allowing for the measurement's "
       "error (|z| <= 1.96); %d of %d inside the prediction interval, %d of %d inside the "
-      "curve-only interval; median width (hi/lo) %s prediction, %s curve; efficiency %s "
-      "(worst %s), ceiling %s, over %d",
+      "curve-only interval; median width (hi/lo) %s prediction, %s curve; efficiency mean %s, "
+      "median %s (worst %s), ceiling %s, over %d",
       s.consistent, s.interior, s.inside, s.interior, s.curve_inside, s.interior,
-      Num(s.median_width), Num(s.median_curve_width), Num(s.mean_share), Num(s.min_share),
-      Num(s.mean_ceiling), s.efficiency_n);
+      Num(s.median_width), Num(s.median_curve_width), Num(s.mean_share), Num(s.median_share),
+      Num(s.min_share), Num(s.mean_ceiling), s.efficiency_n);
 }
 
 std::string DetailLine(const HoldOutSummary& s) {
@@ -238,7 +241,7 @@ std::string JSummary(const HoldOutSummary& s) {
       ", \"median_width\": ", JNum(s.median_width),
       ", \"median_curve_width\": ", JNum(s.median_curve_width),
       ", \"efficiency_n\": ", s.efficiency_n, ", \"mean_share\": ", JNum(s.mean_share),
-      ", \"min_share\": ", JNum(s.min_share), ", \"mean_ceiling\": ", JNum(s.mean_ceiling),
+      ", \"min_share\": ", JNum(s.min_share), ", \"median_share\": ", JNum(s.median_share), ", \"mean_ceiling\": ", JNum(s.mean_ceiling),
       ", \"extrapolated\": ", s.extrapolated,
       ", \"extrapolated_consistent\": ", s.extrapolated_consistent, ", \"skipped\": ", s.skipped,
       "}");
@@ -300,7 +303,7 @@ int Fail(const std::string& what) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "held-out batch-size check of a stored job's fits.\n"
-      "Usage: surge-holdout --db=FILE --job=NAME [--json]");
+      "Usage: surge-holdout --db=FILE --job=NAME [--json] [--laws_only]");
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view file) {
     return absl::EndsWith(file, "surge_holdout.cc");
@@ -340,7 +343,12 @@ int main(int argc, char** argv) {
 
   // The check, and the full-data fit it compared against (for the stage headlines).
   JobFit full;
-  auto results = surge::fit::HoldOutCheck(evidence->input, {}, &full);
+  surge::fit::FitOptions options;
+  if (absl::GetFlag(FLAGS_laws_only)) {
+    options.models.smooth_curve = false;
+    options.models.scatter = false;
+  }
+  auto results = surge::fit::HoldOutCheck(evidence->input, options, &full);
   if (!results.ok()) {
     return Fail(absl::StrCat("hold-out check of job '", job, "': ", results.status().ToString()));
   }

@@ -147,11 +147,12 @@ class Transfer:
     reference_loss: float                # the loss the reference stands at
     ratio: float                         # eps_opt(B) / eps_opt(B0)
     lr: float                            # reference_lr * ratio
-    lr_ci95: Tuple[float, float]         # from the ratio's own variance
+    lr_ci95: Tuple[float, float]         # 95% prediction interval (curves + scatter at B and B0)
     linear_rule_lr: float                # reference_lr * B / B0
     sqrt_rule_lr: float                  # reference_lr * sqrt(B / B0)
     fitted_lr_at_reference: float        # the job's own optimum at B0
     flags: FrozenSet[str]                # reference_outside_data, reference_other_stage, ...
+    lr_curve_ci95: Tuple[float, float] = (float("nan"), float("nan"))  # the curves alone
 
     @classmethod
     def from_proto(cls, t) -> "Transfer":
@@ -162,7 +163,7 @@ class Transfer:
                    reference_loss=t.reference_loss, ratio=t.ratio, lr=t.lr,
                    lr_ci95=_interval(t.lr_ci95), linear_rule_lr=t.linear_rule_lr,
                    sqrt_rule_lr=t.sqrt_rule_lr, fitted_lr_at_reference=t.fitted_lr_at_reference,
-                   flags=flags)
+                   flags=flags, lr_curve_ci95=_interval(t.lr_curve_ci95))
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Advice:
     step: Optional[int]
     loss: float                          # the loss the advice is for
     lr: float                            # model-averaged optimal learning rate
-    lr_ci95: Tuple[float, float]         # includes the spread between models
+    lr_ci95: Tuple[float, float]         # 95% prediction interval for the optimum at B
     b_noise: float                       # point, or the bound (see b_noise_kind)
     b_noise_kind: str                    # point, lower_bound, upper_bound, unknown
     b_noise_ci95: Tuple[float, float]
@@ -194,6 +195,7 @@ class Advice:
     runs_used: int = 0                   # training runs behind the answer
     step_mapping: str = ""               # speed_data, loss_curve, or "" (no step)
     transfer: Optional[Transfer] = None  # with a reference: the tuned LR scaled to batch_size
+    lr_curve_ci95: Tuple[float, float] = (float("nan"), float("nan"))  # the fitted curve alone
 
     @classmethod
     def from_proto(cls, a) -> "Advice":
@@ -212,7 +214,8 @@ class Advice:
             verdict_reason=a.verdict_reason, stages_used=tuple(a.stages_used),
             criterion=_enum_name(pb.Criterion, a.criterion, "CRITERION_"),
             evidence=a.evidence, runs_used=a.runs_used, step_mapping=a.step_mapping,
-            transfer=Transfer.from_proto(a.transfer) if a.HasField("transfer") else None)
+            transfer=Transfer.from_proto(a.transfer) if a.HasField("transfer") else None,
+            lr_curve_ci95=_interval(a.lr_curve_ci95))
 
 
 def optimizer_spec(optimizer) -> Optional[dict]:

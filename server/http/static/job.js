@@ -262,7 +262,9 @@ async function advise() {
     fill(out,
       transfer ? transferBlock(a, state.unit) : null,
       h('div', { class: transfer ? 'lr own' : 'lr' }, transfer ? 'the job\'s own optimum at B, \u03b5 = ' : '\u03b5 = ',
-        h('output', { id: 'advice-lr', 'data-lr': String(a.lr) }, g4(a.lr)), h('span', { class: 'ci' }, ` 95% ${interval(a.lrCi95)}`)),
+        h('output', { id: 'advice-lr', 'data-lr': String(a.lr) }, g4(a.lr)),
+        h('span', { class: 'ci', id: 'advice-ci', title: 'where the optimum at this batch size lies: the curve, the spread between models and the scatter of real optima around the curves' }, ` 95% ${interval(a.lrCi95)}`),
+        h('span', { class: 'ci curve-ci', id: 'advice-curve-ci', title: 'where the fitted curve lies' }, ` (curve alone ${interval(a.lrCurveCi95)})`)),
       h('p', { class: 'small' }, `for B = ${g4(a.batchSize)} ${state.unit}` + (a.step !== undefined ? ` at step ${a.step}`
         : referenceSetsStage(a) ? ' at the stage your LR was tuned at' : ' at the latest stage') +
         `, loss ${g4(a.loss)} (fit v${a.fitVersion})`),

@@ -11,7 +11,7 @@ import { h, num, g4, interval, verdictText, bNoiseText, stageEvidence, evidenceT
 const Z95 = 1.959964;
 export const MODEL_LABELS = {
   surge: 'surge law', sgd: 'SGD law', alpha_form: 'alpha form', power_law: 'power law',
-  saturating_surge: 'saturating surge',
+  saturating_surge: 'saturating surge', smooth: 'smooth curve (no law)',
 };
 
 function curvePoints(model) {
@@ -133,6 +133,8 @@ export function modelTable(stage) {
       h('td', { class: 'n' }, Number.isFinite(aicc) && Number.isFinite(best) ? g4(aicc - best) : '-'),
       h('td', { class: 'n weight' }, g4(m.weight),
         h('span', { class: 'wbar', style: `width:${Math.round(60 * Math.max(0, num(m.weight)))}px` })),
+      h('td', { class: 'n law-weight' }, m.model === 'smooth' ? '-' : g4(num(m.lawWeight))),
+      h('td', { class: 'n scatter' }, m.fitted ? g4(num(m.scatterSd)) : '-'),
       h('td', { class: 'n' }, `${m.n}/${m.k}`),
       h('td', { class: 'params' }, m.fitted ? params : ''),
       h('td', { class: 'muted' }, m.note || (m.fitted ? '' : 'not fitted')));
@@ -140,11 +142,14 @@ export function modelTable(stage) {
   return h('table', { class: 'grid-table models', 'data-criterion': criterionName(stage.criterion) },
     h('thead', {}, h('tr', {}, h('th', {}, 'model'), h('th', { class: 'n' }, 'AICc'),
       h('th', { class: 'n' }, '\u0394AICc'), h('th', { class: 'n' }, 'Akaike weight'),
+      h('th', { class: 'n', title: 'Akaike weight among the five laws: what the verdict uses' }, 'law weight'),
+      h('th', { class: 'n', title: 'sd of ln optima around the curve beyond their own SEs (Paule-Mandel)' }, 'scatter'),
       h('th', { class: 'n', title: 'uncensored optima / parameters incl. \u03c3' }, 'n/k'),
       h('th', {}, 'parameters (log parametrization) \u00b1 SE'), h('th', {}, 'note'))),
     h('tbody', {}, rows),
     h('caption', {}, `Verdict (is the surge supported?): ${verdictText(stage.verdict)} \u2014 ${stage.verdictReason}. ` +
-      `surge family weight ${g4(stage.surgeFamilyWeight)}, monotone weight ${g4(stage.monotoneWeight)}.`));
+      `surge family weight ${g4(stage.surgeFamilyWeight)}, monotone weight ${g4(stage.monotoneWeight)} (among the laws); ` +
+      `the smooth curve holds ${g4(num(stage.smoothWeight))} of the average and no part of the verdict.`));
 }
 
 // A value with its interval below it (narrow table cells).

@@ -187,6 +187,78 @@ TEST(HoldOutCheckTest, UnfittableRefitIsSkipped) {
   EXPECT_EQ(s2.skipped, 0);
 }
 
+// Efficiency on probes from a known law: the predicted LR at a held-out
+// batch size gets most of the best seed-mean improvement there, and B's own
+// optimum (the ceiling) about all of it.
+TEST(HoldOutCheckTest, ProbeEfficiencyAndCeiling) {
+  std::mt19937_64 rng(21);
+  JobInput in;
+  in.probe_points = Stage(1, 1.0, rng);
+  const auto results = HoldOutCheck(in);
+  ASSERT_TRUE(results.ok()) << results.status();
+  const HoldOutSummary s = SummarizeHoldOut(*results);
+  ASSERT_EQ(s.efficiency_n, 10);
+  std::printf("probes: efficiency %.3f (worst %.3f), ceiling %.3f\n", s.mean_share, s.min_share,
+              s.mean_ceiling);
+  EXPECT_GT(s.mean_share, 0.95);
+  EXPECT_GT(s.mean_ceiling, 0.95);
+  for (const HoldOutResult& r : *results) {
+    EXPECT_LE(r.efficiency.share, 1.0 + 1e-12) << Describe(r);
+    EXPECT_LE(r.efficiency.ceiling, 1.0 + 1e-12) << Describe(r);
+    EXPECT_GT(r.efficiency.best_lr, 0.0);
+  }
+}
+
+// Efficiency in steps on the fastest criterion (full runs: steps to the
+// target at each grid LR): S(B, lr) = 100 (1 + 256 / B) exp(0.3 u^2),
+// u = ln lr - ln lr_opt(B) with lr_opt on the surge law; seeds add 3%
+// noise; the highest LR at B = 16 never reaches the target (censored).
+TEST(HoldOutCheckTest, FastestEfficiencyInSteps) {
+  std::mt19937_64 rng(22);
+  std::normal_distribution<double> noise(0.0, 0.03);
+  JobInput in;
+  const std::vector<double> lrs = LrGrid(1e-4, std::sqrt(2.0), 14);
+  for (double b : PowersOfTwo(2, 11)) {
+    const double ln_opt = SurgeLnLr(kEpsMax, kBNoise, b);
+    for (size_t j = 0; j < lrs.size(); ++j) {
+      for (int seed = 0; seed < 2; ++seed) {
+        const double u = std::log(lrs[j]) - ln_opt;
+        StepsPoint p;
+        p.stage_id = 500000;
+        p.stage_loss = 0.5;
+        p.batch_size = b;
+        p.lr = lrs[j];
+        p.seed = seed;
+        p.steps = 100.0 * (1.0 + 256.0 / b) * std::exp(0.3 * u * u + noise(rng));
+        p.examples = p.steps * b;
+        p.kind = kFullRuns;
+        if (b == 16 && j + 1 == lrs.size()) {
+          p.reached = false;
+          p.steps = 50.0;
+        }
+        in.steps_points.push_back(p);
+      }
+    }
+  }
+  JobFit full;
+  const auto results = HoldOutCheck(in, {}, &full);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(full.fastest.stages.size(), 1u);
+  const HoldOutSummary s = SummarizeHoldOut(*results, std::nullopt, Criterion::kFastest);
+  std::printf("fastest: %d interior, efficiency %.3f (worst %.3f), ceiling %.3f\n", s.interior,
+              s.mean_share, s.min_share, s.mean_ceiling);
+  ASSERT_EQ(s.interior, 8);
+  EXPECT_EQ(s.efficiency_n, 8);
+  EXPECT_GT(s.mean_share, 0.93);
+  EXPECT_GT(s.mean_ceiling, 0.95);
+  for (const HoldOutResult& r : *results) {
+    EXPECT_EQ(r.criterion, Criterion::kFastest);
+    EXPECT_LE(r.efficiency.share, 1.0 + 1e-12);
+  }
+  // No improvement evidence: no improvement results.
+  EXPECT_EQ(SummarizeHoldOut(*results, std::nullopt, Criterion::kImprovement).interior, 0);
+}
+
 // Errors of the full-data fit come through.
 TEST(HoldOutCheckTest, NoEvidenceIsFailedPrecondition) {
   const auto results = HoldOutCheck(JobInput{});
