@@ -113,6 +113,40 @@ void BM_Advise(benchmark::State& state) {
 }
 BENCHMARK(BM_Advise)->Unit(benchmark::kMicrosecond);
 
+// Advice on a stage whose optima follow no law (they rise, flatten and
+// wiggle): the smooth curve carries weight and is evaluated per call.
+// Arg 1: the smooth curve on; Arg 0: off (the five laws only).
+void BM_AdviseWiggle(benchmark::State& state) {
+  JobInput in;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(0.0, 0.05);
+  for (int e = 0; e <= 13; ++e) {
+    const double x = e * std::log(2.0);
+    MeasuredOptimum m;
+    m.stage_id = 1;
+    m.stage_loss = 1.0;
+    m.batch_size = std::ldexp(1.0, e);
+    m.lr_opt = std::exp(-8.0 + 0.35 * x - 0.02 * x * x + 0.25 * std::sin(1.3 * x) + noise(rng));
+    m.lr_opt_se = 0.05 * m.lr_opt;
+    in.measured_optima.push_back(m);
+  }
+  FitOptions options;
+  options.models.smooth_curve = state.range(0) != 0;
+  const absl::StatusOr<JobFit> job = FitJob(in, options);
+  if (!job.ok()) {
+    state.SkipWithError(std::string(job.status().message()).c_str());
+    return;
+  }
+  state.counters["smooth_weight"] = job->stages[0].models.smooth_weight;
+  double b = 1.5;
+  for (auto _ : state) {
+    absl::StatusOr<Advice> adv = Advise(*job, b, std::nullopt);
+    benchmark::DoNotOptimize(adv);
+    b = b < 8000.0 ? b * 1.37 : 1.5;
+  }
+}
+BENCHMARK(BM_AdviseWiggle)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
 // ---------------------------------------------------------------------------
 // A job of plain runs in a real SQLite file.
 //

@@ -125,6 +125,9 @@ struct ModelCurve {
   std::vector<double> params;
   Eigen::MatrixXd cov;
   double scatter = 0.0;
+  // kSmooth only: the n x n map from knot values to second derivatives
+  // (smooth_curve.h), kept from the fit so that a prediction costs O(n^2).
+  Eigen::MatrixXd aux;
 
   CurvePrediction Predict(double x) const;
 

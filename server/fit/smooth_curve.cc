@@ -73,6 +73,15 @@ double SmoothingAicc(double rss, int n, double edf) {
   return n * std::log(std::max(rss / n, 1e-300)) + 2.0 * k + 2.0 * k * (k + 1.0) / (n - k - 1.0);
 }
 
+// The second-derivative map G of a kSmooth curve: kept from the fit (aux), or
+// rebuilt from the knots into `scratch`.
+const Eigen::MatrixXd& SecondDerivativeMap(const ModelCurve& curve, const Eigen::VectorXd& t,
+                                           Eigen::MatrixXd* scratch) {
+  if (curve.aux.rows() == t.size() && curve.aux.cols() == t.size()) return curve.aux;
+  *scratch = BuildMatrices(t).g;
+  return *scratch;
+}
+
 void SplitParams(const ModelCurve& curve, Eigen::VectorXd* t, Eigen::VectorXd* g) {
   const int n = static_cast<int>(curve.params.size() / 2);
   *t = Eigen::Map<const Eigen::VectorXd>(curve.params.data(), n);
@@ -115,23 +124,32 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
   // Simonoff & Tsai 1998; the same AICc the model weights use, on the
   // original points' count).
   const double max_edf = n - options.edf_margin;
-  double best_crit = HUGE_VAL, best_gcv = NAN, best_lambda = NAN, best_edf = NAN;
-  for (int e = -80; e <= 80; ++e) {
-    const double lambda = lambda0 * std::pow(10.0, 0.1 * e);
+  double best_crit = HUGE_VAL, best_gcv = NAN, best_lambda = NAN, best_edf = NAN, best_e = NAN;
+  // log10(lambda / lambda0) = e: a grid 0.2 apart over [-8, 8], then 0.05
+  // apart around the best.
+  auto consider = [&](double e) {
+    const double lambda = lambda0 * std::pow(10.0, e);
     const Eigen::MatrixXd a = wm + lambda * sm.k;
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(a);
     const Eigen::MatrixXd hat = ldlt.solve(wm);
     const double edf = hat.trace();
-    if (edf > max_edf) continue;
+    if (edf > max_edf) return;
     const Eigen::VectorXd res = y - hat * y;
     const double rss = res.cwiseProduct(res).dot(w);
-    const double gcv = n * rss / ((n - edf) * (n - edf));
     const double crit = SmoothingAicc(rss, n, edf);
     if (crit < best_crit) {
       best_crit = crit;
-      best_gcv = gcv;
+      best_gcv = n * rss / ((n - edf) * (n - edf));
       best_lambda = lambda;
       best_edf = edf;
+      best_e = e;
+    }
+  };
+  for (int k = -40; k <= 40; ++k) consider(0.2 * k);
+  if (std::isfinite(best_e)) {
+    const double center = best_e;
+    for (int k = -3; k <= 3; ++k) {
+      if (k != 0) consider(center + 0.05 * k);
     }
   }
   if (!std::isfinite(best_lambda)) {
@@ -166,13 +184,15 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
   const double dof = n_points - best_edf;
   out.scale = dof >= 1.0 ? std::max(1.0, chi2 / dof) : 1.0;
   out.curve.cov = out.scale * a_inv;
+  out.curve.aux = sm.g;
   return out;
 }
 
 CurvePrediction PredictSmooth(const ModelCurve& curve, double x) {
   Eigen::VectorXd t, g;
   SplitParams(curve, &t, &g);
-  const Eigen::VectorXd c = Coefficients(t, BuildMatrices(t).g, x);
+  Eigen::MatrixXd scratch;
+  const Eigen::VectorXd c = Coefficients(t, SecondDerivativeMap(curve, t, &scratch), x);
   if (c.size() == 0 || curve.cov.rows() != t.size()) return {};
   return {c.dot(g), std::max(0.0, c.dot(curve.cov * c)), 0.0};
 }
@@ -180,7 +200,8 @@ CurvePrediction PredictSmooth(const ModelCurve& curve, double x) {
 CurvePrediction PredictSmoothDifference(const ModelCurve& curve, double x1, double x0) {
   Eigen::VectorXd t, g;
   SplitParams(curve, &t, &g);
-  const Eigen::MatrixXd gmat = BuildMatrices(t).g;
+  Eigen::MatrixXd scratch;
+  const Eigen::MatrixXd& gmat = SecondDerivativeMap(curve, t, &scratch);
   const Eigen::VectorXd c1 = Coefficients(t, gmat, x1), c0 = Coefficients(t, gmat, x0);
   if (c1.size() == 0 || c0.size() == 0 || curve.cov.rows() != t.size()) return {};
   const Eigen::VectorXd d = c1 - c0;
