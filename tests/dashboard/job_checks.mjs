@@ -31,6 +31,9 @@ export async function checkProbeJobPage(page, { fit, job, cli, check }) {
     check(`stage ${stage.stageId}: surge 95% band and B_noise marker`, band === 1 && marker === 1);
     const rows = await page.locator(`[data-stage="${stage.stageId}"] table.models tbody tr`).count();
     check(`stage ${stage.stageId}: model table has every model`, rows === stage.models.length, `${rows}`);
+    const smoothRow = page.locator(`[data-stage="${stage.stageId}"] table.models tbody tr[data-model="smooth"]`);
+    check(`stage ${stage.stageId}: the smooth curve has a row and no law weight`,
+      (await smoothRow.count()) === 1 && (await smoothRow.locator('td.law-weight').textContent()) === '-');
     const labels = await plot.locator('text.axis-label').allTextContents();
     check(`stage ${stage.stageId}: axes labelled with units`,
       labels.length === 2 && /batch size B \(examples/.test(labels[0]) && /learning rate/.test(labels[1]), labels.join(' / '));
@@ -59,6 +62,11 @@ export async function checkProbeJobPage(page, { fit, job, cli, check }) {
     check(`advice B=${batch} step=${step || 'latest'} equals surge advise`,
       Number(shown) === fromCli.lr && Number(text) === Number(fromCli.lr.toPrecision(4)),
       `page ${text} (${shown}), CLI ${fromCli.lr}`);
+    const curveText = await page.textContent('#advice-curve-ci');
+    check(`advice B=${batch}: prediction and curve-only intervals both shown`,
+      /curve alone \[/.test(curveText) && fromCli.lrCurveCi95 &&
+      fromCli.lrCi95.lo <= fromCli.lrCurveCi95.lo && fromCli.lrCurveCi95.hi <= fromCli.lrCi95.hi,
+      curveText);
   }
 }
 

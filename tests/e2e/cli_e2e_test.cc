@@ -156,6 +156,9 @@ TEST_F(CliE2eTest, ImportsOptimaAndProbesThenFitsAndAdvises) {
   auto text = Surge({"advise", "--job", "old", "--batch", "64"});
   EXPECT_THAT(text.out, HasSubstr("B_noise"));
   EXPECT_THAT(text.out, Not(HasSubstr("favour a monotone model")));
+  EXPECT_THAT(text.out, HasSubstr("(prediction interval; curve alone ["));
+  EXPECT_THAT(fit.out, HasSubstr("LAW WEIGHT"));
+  EXPECT_THAT(fit.out, HasSubstr("smooth"));
 
   // Optima on a rising power law: verdict no, and B_noise is marked as the
   // surge-law fit's only.

@@ -61,6 +61,13 @@ class ClientE2E(unittest.TestCase):
                                                 float(theirs["lrCi95"]["hi"])))
                 self.assertLessEqual(mine.lr_ci95[0], mine.lr)
                 self.assertLessEqual(mine.lr, mine.lr_ci95[1])
+                # The prediction interval holds the curve-only interval.
+                self.assertEqual(mine.lr_curve_ci95, (float(theirs["lrCurveCi95"]["lo"]),
+                                                      float(theirs["lrCurveCi95"]["hi"])))
+                self.assertLessEqual(mine.lr_ci95[0], mine.lr_curve_ci95[0] * (1 + 1e-12))
+                self.assertLessEqual(mine.lr_curve_ci95[0], mine.lr)
+                self.assertLessEqual(mine.lr, mine.lr_curve_ci95[1])
+                self.assertLessEqual(mine.lr_curve_ci95[1], mine.lr_ci95[1] * (1 + 1e-12))
                 self.assertEqual(mine.b_noise, float(theirs["bNoise"]))
                 self.assertEqual(mine.recommended_batch_size,
                                  float(theirs["recommendedBatchSize"]))
