@@ -37,19 +37,15 @@
 namespace surge::fit {
 namespace {
 
-// Seed statistics at one LR.
-struct LrGroup {
-  double x = 0.0;  // ln lr
-  int n = 0;
-  double mean = 0.0;
-  double var = 0.0;  // sample variance (0 when n == 1)
-};
 
-// Groups points by LR (equal when |ln lr difference| < 1e-9), ascending.
+}  // namespace
+
 std::vector<LrGroup> GroupByLr(const std::vector<ProbePoint>& points) {
   std::vector<std::pair<double, double>> xy;
   xy.reserve(points.size());
-  for (const ProbePoint& p : points) xy.emplace_back(std::log(p.lr), p.improvement);
+  for (const ProbePoint& p : points) {
+    if (p.reached) xy.emplace_back(std::log(p.lr), p.improvement);
+  }
   std::sort(xy.begin(), xy.end());
   std::vector<LrGroup> groups;
   size_t i = 0;
@@ -70,7 +66,44 @@ std::vector<LrGroup> GroupByLr(const std::vector<ProbePoint>& points) {
   return groups;
 }
 
-}  // namespace
+WindowQuadratic FitWindowQuadratic(const std::vector<LrGroup>& g, int k, int lo, int hi,
+                                   bool lack_of_fit) {
+  WindowQuadratic q;
+  Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
+  Eigen::Vector3d rhs = Eigen::Vector3d::Zero();
+  double pooled_ss = 0.0;
+  int pooled_dof = 0;
+  for (int j = lo; j <= hi; ++j) {
+    const double u = g[j].x - g[k].x;
+    const Eigen::Vector3d f(1.0, u, u * u);
+    a += g[j].n * f * f.transpose();
+    rhs += g[j].n * g[j].mean * f;
+    pooled_ss += (g[j].n - 1) * g[j].var;
+    pooled_dof += g[j].n - 1;
+  }
+  Eigen::FullPivLU<Eigen::Matrix3d> lu(a);
+  if (!lu.isInvertible()) return q;
+  q.invertible = true;
+  q.a_inv = lu.inverse();
+  q.c = q.a_inv * rhs;
+  for (int j = lo; j <= hi; ++j) {
+    const double u = g[j].x - g[k].x;
+    const double r = g[j].mean - (q.c(0) + q.c(1) * u + q.c(2) * u * u);
+    q.rss += g[j].n * r * r;
+  }
+  const int lack_dof = hi - lo + 1 - 3;
+  if (pooled_dof > 0 && pooled_ss > 0.0) {
+    const double s2 = pooled_ss / pooled_dof;
+    q.sigma2 = s2 * (lack_of_fit && lack_dof > 0 ? std::max(1.0, q.rss / s2 / lack_dof) : 1.0);
+    q.sigma2_dof = pooled_dof;  // (the lack-of-fit factor only ever widens)
+    q.source = SeSource::kSeedSpread;
+  } else if (lack_dof > 0) {
+    q.sigma2 = q.rss / lack_dof;
+    q.sigma2_dof = lack_dof;
+    q.source = SeSource::kQuadraticResidual;
+  }
+  return q;
+}
 
 absl::Status ValidateProbePoint(const ProbePoint& p) {
   if (!AllFinite(p.batch_size) || p.batch_size <= 0.0) {
@@ -179,18 +212,6 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
   const int width = std::min(m, 5);
   const int lo = std::clamp(k - 2, 0, m - width);
   const int hi = lo + width - 1;
-  Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
-  Eigen::Vector3d rhs = Eigen::Vector3d::Zero();
-  double pooled_ss = 0.0;
-  int pooled_dof = 0;
-  for (int j = lo; j <= hi; ++j) {
-    const double u = g[j].x - g[k].x;
-    const Eigen::Vector3d f(1.0, u, u * u);
-    a += g[j].n * f * f.transpose();
-    rhs += g[j].n * g[j].mean * f;
-    pooled_ss += (g[j].n - 1) * g[j].var;
-    pooled_dof += g[j].n - 1;
-  }
   const double step = std::max(g[k].x - g[k - 1].x, g[k + 1].x - g[k].x);
   auto grid_fallback = [&]() {
     out.ln_lr_opt = g[k].x;
@@ -198,29 +219,11 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
     out.se_source = SeSource::kGridStep;
     return out;
   };
-  Eigen::FullPivLU<Eigen::Matrix3d> lu(a);
-  if (!lu.isInvertible()) return grid_fallback();
-  const Eigen::Matrix3d a_inv = lu.inverse();
-  const Eigen::Vector3d c = a_inv * rhs;
-  double rss = 0.0;
-  for (int j = lo; j <= hi; ++j) {
-    const double u = g[j].x - g[k].x;
-    const double r = g[j].mean - (c(0) + c(1) * u + c(2) * u * u);
-    rss += g[j].n * r * r;
-  }
-  const int lack_dof = width - 3;
-  double sigma2 = NAN;
-  int sigma2_dof = 0;  // degrees of freedom of sigma2
-  if (pooled_dof > 0 && pooled_ss > 0.0) {
-    const double s2 = pooled_ss / pooled_dof;
-    sigma2 = s2 * (lack_dof > 0 ? std::max(1.0, rss / s2 / lack_dof) : 1.0);
-    sigma2_dof = pooled_dof;  // (the lack-of-fit factor only ever widens)
-    out.se_source = SeSource::kSeedSpread;
-  } else if (lack_dof > 0) {
-    sigma2 = rss / lack_dof;
-    sigma2_dof = lack_dof;
-    out.se_source = SeSource::kQuadraticResidual;
-  }
+  const WindowQuadratic q = FitWindowQuadratic(g, k, lo, hi);
+  if (!q.invertible) return grid_fallback();
+  const Eigen::Vector3d& c = q.c;
+  const double sigma2 = q.sigma2;
+  if (std::isfinite(sigma2)) out.se_source = q.source;
   const double u_lo = g[lo].x - g[k].x, u_hi = g[hi].x - g[k].x;
   if (!(c(2) < 0.0) || !std::isfinite(sigma2)) return grid_fallback();
   const double vertex = -c(1) / (2.0 * c(2));
@@ -229,7 +232,7 @@ absl::StatusOr<BatchOptimum> ExtractOptimum(const std::vector<ProbePoint>& point
   // VertexSe widens the SE by t/z so the normal 95% interval downstream has
   // nominal coverage (without it: 0.91 with 2 seeds, OptimumTest.SeShrinksWithSeedsAndCovers).
   out.ln_lr_opt = g[k].x + vertex;
-  out.ln_lr_opt_se = VertexSe(c, a_inv, sigma2, sigma2_dof, u_hi - u_lo);
+  out.ln_lr_opt_se = VertexSe(c, q.a_inv, sigma2, q.sigma2_dof, u_hi - u_lo);
   return out;
 }
 

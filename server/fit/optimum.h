@@ -73,6 +73,39 @@ struct BatchOptimum {
 };
 
 // Checks one point: finite fields, B > 0, lr > 0. kInvalidArgument naming the field.
+// Seed statistics at one LR of one batch size's probe points.
+struct LrGroup {
+  double x = 0.0;  // ln lr
+  int n = 0;
+  double mean = 0.0;
+  double var = 0.0;  // sample variance (0 when n == 1)
+};
+
+// Groups the reached points by LR (equal when |ln lr difference| < 1e-9),
+// ascending: per LR the seed count, mean improvement and sample variance.
+std::vector<LrGroup> GroupByLr(const std::vector<ProbePoint>& points);
+
+// The weighted quadratic over one batch size's window of grid LRs lo..hi
+// around the argmax k (docs/fitting.md section 1, steps 3-4):
+//   m_j ~ c0 + c1 u + c2 u^2,  u = x_j - x_k,  weights n_j,
+//   c = A^-1 sum n_j m_j f_j,  A = sum n_j f_j f_j^T,  f = [1, u, u^2],
+//   rss = sum n_j (m_j - q_j)^2,
+//   sigma2 = s2 max(1, (rss / s2) / (|W| - 3))  with s2 the pooled seed
+//            variance sum (n_j - 1) v_j / sum (n_j - 1) (seed_spread; the
+//            factor only when lack_of_fit), else rss / (|W| - 3)
+//            (quadratic_residual), else NaN.
+struct WindowQuadratic {
+  bool invertible = false;  // false: A is singular (c, a_inv unset)
+  Eigen::Vector3d c = Eigen::Vector3d::Zero();
+  Eigen::Matrix3d a_inv = Eigen::Matrix3d::Zero();
+  double rss = 0.0;
+  double sigma2 = NAN;
+  int sigma2_dof = 0;  // degrees of freedom of sigma2
+  SeSource source = SeSource::kGridStep;
+};
+WindowQuadratic FitWindowQuadratic(const std::vector<LrGroup>& g, int k, int lo, int hi,
+                                   bool lack_of_fit = true);
+
 absl::Status ValidateProbePoint(const ProbePoint& p);
 absl::Status ValidateMeasuredOptimum(const MeasuredOptimum& m);
 

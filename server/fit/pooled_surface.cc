@@ -14,45 +14,29 @@
 #include "ceres/ceres.h"
 #include "ceres/jet.h"
 #include "server/fit/fit_core.h"
+#include "server/fit/model_curve.h"
 #include "server/fit/surge_law.h"
 
 namespace surge::fit {
 namespace {
 
-// ln cosh(z), stable for large |z| (as model_curve.h's LogCosh).
-template <typename T>
-T LnCosh(const T& z) {
-  using std::abs;
-  using std::exp;
-  using std::log1p;
-  const T az = abs(z);
-  return az + log1p(exp(-2.0 * az)) - M_LN2;
-}
-
-// ln(1 + e^u), stable.
-template <typename T>
-T SoftPlus(const T& u) {
-  using std::exp;
-  using std::log1p;
-  if (u > T(0.0)) return u + log1p(exp(-u));
-  return log1p(exp(u));
+// The law's curve kind in model_curve.h (same parametrization).
+ModelKind LawKind(PeakLaw law) {
+  switch (law) {
+    case PeakLaw::kSurge:
+      return ModelKind::kSurge;
+    case PeakLaw::kSaturatingSurge:
+      return ModelKind::kSaturatingSurge;
+    case PeakLaw::kPowerLaw:
+      return ModelKind::kPowerLaw;
+  }
+  return ModelKind::kSurge;
 }
 
 // m(x) for a law with parameters p.
 template <typename T>
 T LawValue(PeakLaw law, double x, const T* p) {
-  switch (law) {
-    case PeakLaw::kSurge:
-      return p[0] - LnCosh((T(x) - p[1]) * 0.5);
-    case PeakLaw::kSaturatingSurge: {
-      const T ln_beta = -0.5 * SoftPlus(p[1] - T(x));
-      const T ln_beta_s = -SoftPlus(-p[2]);
-      return p[0] - LnCosh(ln_beta - ln_beta_s);
-    }
-    case PeakLaw::kPowerLaw:
-      return p[0] + p[1] * x;
-  }
-  return T(NAN);
+  return EvalCurve(LawKind(law), x, p);
 }
 
 // Index of the law parameter that locates the peak in x (bounded), or -1.
@@ -93,40 +77,6 @@ struct CellResidual {
   const Cell cell;
 };
 
-// Seed statistics at one LR (as optimum.cc's LrGroup).
-struct LrGroup {
-  double x = 0.0;
-  int n = 0;
-  double mean = 0.0;
-  double var = 0.0;
-};
-
-std::vector<LrGroup> GroupByLr(const std::vector<ProbePoint>& points) {
-  std::vector<std::pair<double, double>> xy;
-  xy.reserve(points.size());
-  for (const ProbePoint& p : points) {
-    if (p.reached) xy.emplace_back(std::log(p.lr), p.improvement);
-  }
-  std::sort(xy.begin(), xy.end());
-  std::vector<LrGroup> groups;
-  size_t i = 0;
-  while (i < xy.size()) {
-    size_t j = i;
-    double sum = 0.0;
-    while (j < xy.size() && xy[j].first - xy[i].first < 1e-9) sum += xy[j++].second;
-    LrGroup g;
-    g.x = xy[i].first;
-    g.n = static_cast<int>(j - i);
-    g.mean = sum / g.n;
-    double ss = 0.0;
-    for (size_t t = i; t < j; ++t) ss += (xy[t].second - g.mean) * (xy[t].second - g.mean);
-    g.var = g.n > 1 ? ss / (g.n - 1) : 0.0;
-    groups.push_back(g);
-    i = j;
-  }
-  return groups;
-}
-
 // One batch size prepared for the fit: its window cells, noise scale and its
 // own quadratic (for start values).
 struct BatchData {
@@ -158,47 +108,22 @@ absl::StatusOr<BatchData> PrepareBatch(double b, const std::vector<ProbePoint>& 
   const int width = std::min(m, std::max(3, o.window));
   const int lo = std::clamp(k - width / 2, 0, m - width);
   const int hi = lo + width - 1;
-  Eigen::Matrix3d a = Eigen::Matrix3d::Zero();
-  Eigen::Vector3d rhs = Eigen::Vector3d::Zero();
-  double pooled_ss = 0.0;
-  int pooled_dof = 0;
   for (int j = lo; j <= hi; ++j) {
-    const double u = g[j].x - g[k].x;
-    const Eigen::Vector3d f(1.0, u, u * u);
-    a += g[j].n * f * f.transpose();
-    rhs += g[j].n * g[j].mean * f;
-    pooled_ss += (g[j].n - 1) * g[j].var;
-    pooled_dof += g[j].n - 1;
     out.window.push_back(g[j]);
     out.info.n_points += g[j].n;
   }
   out.info.n_cells = width;
   out.info.ln_lr_lo = g[lo].x;
   out.info.ln_lr_hi = g[hi].x;
-  Eigen::FullPivLU<Eigen::Matrix3d> lu(a);
-  if (!lu.isInvertible()) {
+  const WindowQuadratic q = FitWindowQuadratic(g, k, lo, hi, o.lack_of_fit);
+  if (!q.invertible) {
     return absl::FailedPreconditionError(
         absl::StrFormat("batch size %g: singular quadratic window", b));
   }
-  const Eigen::Matrix3d a_inv = lu.inverse();
-  const Eigen::Vector3d c = a_inv * rhs;
-  double rss = 0.0;
-  for (int j = lo; j <= hi; ++j) {
-    const double u = g[j].x - g[k].x;
-    const double r = g[j].mean - (c(0) + c(1) * u + c(2) * u * u);
-    rss += g[j].n * r * r;
-  }
-  const int lack_dof = width - 3;
-  double sigma2 = NAN;
-  int sigma2_dof = 0;
-  if (pooled_dof > 0 && pooled_ss > 0.0) {
-    const double s2 = pooled_ss / pooled_dof;
-    sigma2 = s2 * (o.lack_of_fit && lack_dof > 0 ? std::max(1.0, rss / s2 / lack_dof) : 1.0);
-    sigma2_dof = pooled_dof;
-  } else if (lack_dof > 0 && rss > 0.0) {
-    sigma2 = rss / lack_dof;
-    sigma2_dof = lack_dof;
-  }
+  const Eigen::Vector3d& c = q.c;
+  const Eigen::Matrix3d& a_inv = q.a_inv;
+  const double sigma2 = q.sigma2;
+  const int sigma2_dof = q.sigma2_dof;
   if (!(sigma2 > 0.0) || !std::isfinite(sigma2)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "batch size %g: no noise estimate (one seed per LR and no residual dof)", b));

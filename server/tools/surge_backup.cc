@@ -75,6 +75,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/tools/read_only_db.h"
 #include "server/store/db_lock.h"
 #include "server/store/sqlite_db.h"
 #include "server/util/status_macros.h"
@@ -100,19 +101,6 @@ struct CloseDb {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 };
 using Db = std::unique_ptr<sqlite3, CloseDb>;
-
-// A read-only SQLite URI for `path` (percent-encoding what a URI path cannot hold).
-std::string ReadOnlyUri(const std::string& path) {
-  std::string uri = "file:";
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#') {
-      absl::StrAppendFormat(&uri, "%%%02X", static_cast<unsigned char>(c));
-    } else {
-      uri.push_back(c);
-    }
-  }
-  return uri + "?mode=ro";
-}
 
 absl::StatusOr<Db> OpenDb(const std::string& name, int flags) {
   sqlite3* raw = nullptr;
@@ -214,7 +202,7 @@ absl::StatusOr<CopyResult> CopySnapshot(const std::string& db_path, const std::s
   };
   CopyResult result;
   const absl::Time start = absl::Now();
-  absl::StatusOr<Db> src = OpenDb(ReadOnlyUri(db_path), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+  absl::StatusOr<Db> src = OpenDb(surge::tools::ReadOnlyUri(db_path), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
   if (!src.ok()) return in_source(src.status());
   // The snapshot: a read transaction, started by its first read, held to the last step.
   absl::Status begun =
@@ -409,7 +397,7 @@ absl::StatusOr<DbCounts> ReadDatabase(const std::string& path, bool check) {
   }
   absl::StatusOr<DbCounts> counts = [&]() -> absl::StatusOr<DbCounts> {
     SURGE_ASSIGN_OR_RETURN(Db db,
-                           OpenDb(ReadOnlyUri(path), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI));
+                           OpenDb(surge::tools::ReadOnlyUri(path), SQLITE_OPEN_READONLY | SQLITE_OPEN_URI));
     SURGE_RETURN_IF_ERROR(Exec(db.get(), "BEGIN;", "starting a read transaction"));
     if (check) SURGE_RETURN_IF_ERROR(IntegrityCheck(db.get()));
     return ReadCounts(db.get());  // the connection's close ends the snapshot

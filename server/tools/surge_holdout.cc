@@ -17,8 +17,6 @@
 // --json prints the same as one JSON object instead. Exit status: 0 when the
 // check ran (whatever its outcome), 1 on errors (missing file, unknown job,
 // no stage fittable), 2 on usage errors.
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -38,7 +36,7 @@
 #include "server/core/evidence.h"
 #include "server/fit/fit_job.h"
 #include "server/fit/holdout.h"
-#include "server/store/sqlite_store.h"
+#include "server/tools/read_only_db.h"
 
 ABSL_FLAG(std::string, db, "", "surge SQLite database file (opened read-only)");
 ABSL_FLAG(std::string, job, "", "job name");
@@ -56,19 +54,6 @@ using surge::fit::HoldOutResult;
 using surge::fit::HoldOutSummary;
 using surge::fit::JobFit;
 using surge::fit::StageFit;
-
-// A read-only SQLite URI for `path` (percent-encoding what a URI path cannot hold).
-std::string ReadOnlyUri(const std::string& path) {
-  std::string uri = "file:";
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#') {
-      absl::StrAppendFormat(&uri, "%%%02X", static_cast<unsigned char>(c));
-    } else {
-      uri.push_back(c);
-    }
-  }
-  return uri + "?mode=ro";
-}
 
 std::string Lr(double ln_lr) {
   return std::isfinite(ln_lr) ? absl::StrFormat("%.3g", std::exp(ln_lr)) : "-";
@@ -317,28 +302,12 @@ int main(int argc, char** argv) {
               << absl::ProgramUsageMessage() << "\n";
     return 2;
   }
-  struct stat st;
-  if (stat(db.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Fail(absl::StrCat("no database file '", db, "'"));
-  }
-
-  surge::store::StoreOptions store_options;
-  store_options.migrate = false;
-  auto store = surge::store::SqliteStore::Open(ReadOnlyUri(db), store_options);
-  if (!store.ok()) return Fail(absl::StrCat("opening ", db, ": ", store.status().ToString()));
-  auto evidence = surge::core::LoadEvidence(**store, job);
+  auto store = surge::tools::OpenReadOnlyStore(db);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  auto evidence = surge::tools::LoadJobEvidence(**store, job);
   if (!evidence.ok()) {
-    std::string msg =
-        absl::StrCat("loading job '", job, "' from ", db, ": ", evidence.status().ToString());
-    if (absl::IsNotFound(evidence.status())) {
-      if (auto jobs = (*store)->ListJobs(); jobs.ok()) {
-        std::vector<std::string> names;
-        for (const auto& j : *jobs) names.push_back(j.name());
-        absl::StrAppend(&msg, " (jobs in the database: ",
-                        names.empty() ? "none" : absl::StrJoin(names, ", "), ")");
-      }
-    }
-    return Fail(msg);
+    return Fail(
+        absl::StrCat("loading job '", job, "' from ", db, ": ", evidence.status().ToString()));
   }
 
   // The check, and the full-data fit it compared against (for the stage headlines).

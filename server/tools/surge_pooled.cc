@@ -22,7 +22,6 @@
 // whose best LR is on the grid edge enter the pooled fits; --se_floor and
 // --huber_k set PooledOptions for every pooled variant (experiments).
 // Exit status: 0 when the comparison ran, 1 on errors, 2 on usage errors.
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cmath>
@@ -44,7 +43,7 @@
 #include "server/fit/fit_job.h"
 #include "server/fit/holdout.h"
 #include "server/fit/pooled_surface.h"
-#include "server/store/sqlite_store.h"
+#include "server/tools/read_only_db.h"
 
 ABSL_FLAG(std::string, db, "", "surge SQLite database file (opened read-only)");
 ABSL_FLAG(std::string, job, "", "job name (or several, comma-separated)");
@@ -56,19 +55,6 @@ ABSL_FLAG(bool, edge, false, "let batch sizes with the best LR on the grid edge 
 namespace {
 
 namespace fit = surge::fit;
-
-// A read-only SQLite URI for `path` (percent-encoding what a URI path cannot hold).
-std::string ReadOnlyUri(const std::string& path) {
-  std::string uri = "file:";
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#') {
-      absl::StrAppendFormat(&uri, "%%%02X", static_cast<unsigned char>(c));
-    } else {
-      uri.push_back(c);
-    }
-  }
-  return uri + "?mode=ro";
-}
 
 struct Variant {
   std::string name;
@@ -116,7 +102,7 @@ int Fail(const std::string& what) {
 
 // Runs and prints the comparison for one job; 0 or 1.
 int RunJob(surge::store::Store& store, const std::string& db, const std::string& job) {
-  auto evidence = surge::core::LoadEvidence(store, job);
+  auto evidence = surge::tools::LoadJobEvidence(store, job);
   if (!evidence.ok()) {
     return Fail(absl::StrCat("loading job '", job, "' from ", db, ": ",
                              evidence.status().ToString()));
@@ -260,15 +246,9 @@ int main(int argc, char** argv) {
               << absl::ProgramUsageMessage() << "\n";
     return 2;
   }
-  struct stat st;
-  if (stat(db.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Fail(absl::StrCat("no database file '", db, "'"));
-  }
   const auto t0 = std::chrono::steady_clock::now();
-  surge::store::StoreOptions store_options;
-  store_options.migrate = false;
-  auto store = surge::store::SqliteStore::Open(ReadOnlyUri(db), store_options);
-  if (!store.ok()) return Fail(absl::StrCat("opening ", db, ": ", store.status().ToString()));
+  auto store = surge::tools::OpenReadOnlyStore(db);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
   for (absl::string_view job : absl::StrSplit(jobs, ',', absl::SkipEmpty())) {
     if (int rc = RunJob(**store, db, std::string(job)); rc != 0) return rc;
   }
