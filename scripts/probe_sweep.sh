@@ -148,7 +148,7 @@ if [ -n "$DB" ] && [ -x "$HOLDOUT" ]; then
   for job in "${JOBS[@]}"; do
     if "$HOLDOUT" --db="$DB" --job="$job" > "$OUT/$job/holdout.txt"; then
       echo "== held-out batch sizes, $job (full table: $OUT/$job/holdout.txt)"
-      tail -3 "$OUT/$job/holdout.txt"
+      grep -A2 "^job $job, all stages" "$OUT/$job/holdout.txt" | tail -2
     else
       echo "probe_sweep: surge-holdout failed for $job" >&2
     fi
