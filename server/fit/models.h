@@ -29,10 +29,11 @@
 //
 // Scatter of real optima around a curve (random effects; Paule & Mandel 1982,
 // the estimator meta-analysis uses for between-study variance): the measured
-// optima scatter around every law by more than their own SEs s_i, so each
+// optima can scatter around a law by more than their own SEs s_i, so each
 // model m gets tau_m^2 >= 0 solving
 //   sum_i r_i^2 / (s_i^2 + tau^2) = n - p,   r_i = y_i - f_m(x_i)
-// (uncensored points; p = parameters, edf for the smooth curve; tau^2 = 0
+// (uncensored points; p = the curve's own free parameters: 1 for a surge limit,
+// the edf for the smooth curve; tau^2 = 0
 // when sum r_i^2 / s_i^2 <= n - p). Because tau^2 is estimated from only
 // n - p degrees of freedom, the curve's scatter used downstream is
 //   scatter_m = tau_m^2 (t_0.975(n - p) / 1.96)^2   (n - p rounded down, >= 1).
