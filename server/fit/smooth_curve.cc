@@ -121,8 +121,8 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
   const double lambda0 = w.sum() / std::max(sm.k.trace(), 1e-300);
 
   // AICc over a log grid of lambda, edf in [2, n - margin] (Hurvich,
-  // Simonoff & Tsai 1998; the same AICc the model weights use, on the
-  // original points' count).
+  // Simonoff & Tsai 1998; the form the model weights use, here over the n
+  // distinct batch sizes the spline is fitted on).
   const double max_edf = n - options.edf_margin;
   double best_crit = HUGE_VAL, best_gcv = NAN, best_lambda = NAN, best_edf = NAN, best_e = NAN;
   // log10(lambda / lambda0) = e: a grid 0.2 apart over [-8, 8], then 0.05
