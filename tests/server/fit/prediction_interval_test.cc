@@ -105,6 +105,44 @@ TEST(PredictionIntervalTest, CoversOptimaThatScatterAroundTheLaw) {
   EXPECT_LT(c.curve_consistent, 0.80 * c.n) << "the curve-only interval should miss here";
 }
 
+// The whole pipeline from raw probes: each batch size's true optimum
+// scatters by 0.2 in ln around the surge law, and is measured from a grid of
+// 16 LRs x 4 seeds (per-B quadratic vertex, its seed-spread SE), so the
+// prediction interval must allow for both the scatter and the per-B SEs.
+TEST(PredictionIntervalTest, CoversScatteredOptimaMeasuredFromProbes) {
+  int n = 0, consistent = 0, curve_consistent = 0;
+  for (int seed = 0; seed < 40; ++seed) {
+    std::mt19937_64 rng(9000 + seed);
+    std::normal_distribution<double> u(0.0, 0.2);
+    JobInput in;
+    const std::vector<double> lrs = synth::LrGrid(2e-5, std::sqrt(2.0), 18);
+    for (double b : PowersOfTwo(3, 14)) {
+      const double height = 0.5 / (1.0 + kBNoise / b);
+      const double sd = 0.02 * height * std::sqrt(64.0 / b) + 0.002 * height;
+      const double ln_opt = SurgeLnLr(kEpsMax, kBNoise, b) + u(rng);
+      const auto g = synth::ProbeGrid(1, 1.0, b, ln_opt, lrs, 4, height, 1.0, sd, rng);
+      in.probe_points.insert(in.probe_points.end(), g.begin(), g.end());
+    }
+    const auto results = HoldOutCheck(in);
+    ASSERT_TRUE(results.ok()) << results.status();
+    for (const HoldOutResult& r : *results) {
+      if (r.kind != HoldOutKind::kInterior) continue;
+      const HoldOutPrediction& a = r.averaged;
+      const double s = r.ln_measured_se;
+      ++n;
+      consistent += a.consistent;
+      curve_consistent += std::fabs(r.ln_measured - a.ln_mean) <=
+                          kZ95 * std::sqrt(a.ln_curve_se * a.ln_curve_se + s * s);
+    }
+  }
+  std::printf("probes, scatter 0.2: %d interior; within the prediction interval (error allowed) "
+              "%d, curve-only %d\n",
+              n, consistent, curve_consistent);
+  ASSERT_GT(n, 300);
+  EXPECT_GE(consistent, 0.90 * n);
+  EXPECT_LT(curve_consistent, consistent);
+}
+
 TEST(PredictionIntervalTest, NoWiderThanTheCurveWithoutScatter) {
   const Coverage c = RunCoverage(0.0, 0.08, 100, 8000);
   const double w = std::exp(Median(c.width)), cw = std::exp(Median(c.curve_width));
