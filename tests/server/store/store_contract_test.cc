@@ -395,21 +395,7 @@ TEST_P(StoreContractTest, CreateRunIsIdempotentAndConflictsByMeaning) {
 
 TEST_P(StoreContractTest, RunFieldsAndLabelsRoundTrip) {
   CreateJob("job");
-  surge::v1::Run probe = MakeRun("probe-1", 512, surge::v1::PROTOCOL_PROBE);
-  probe.set_base_lr(3e-4);
-  auto* opt = probe.mutable_optimizer();
-  opt->set_name("adamw");
-  opt->set_beta1(0.9);
-  opt->set_beta2(0.95);
-  opt->set_eps(1e-8);
-  opt->set_weight_decay(0.1);
-  auto* parent = probe.mutable_parent();
-  parent->set_checkpoint_step(1000);
-  parent->set_loss(2.75);
-  parent->set_base_run("base");
-  (*probe.mutable_labels())["model"] = "gpt-small";
-  (*probe.mutable_labels())["seed"] = "7";
-  (*probe.mutable_labels())["empty"] = "";
+  surge::v1::Run probe = MakeProbeRunWithEverything();
   surge::v1::Run full = MakeRun("full-1", 64, surge::v1::PROTOCOL_FULL_RUN);
   full.set_target_loss(1.0 / 3.0);
   surge::v1::Run plain = MakeRun("plain-1", 32);

@@ -26,6 +26,29 @@ inline surge::v1::Run MakeRun(const std::string& name, int64_t batch_size,
   return run;
 }
 
+// Probe run "probe-1" (batch 512, base LR 3e-4) with every optional field
+// set: an AdamW optimizer (0.9, 0.95, eps 1e-8, weight decay 0.1), a parent
+// (checkpoint step 1000, loss 2.75, base run "base") and labels model,
+// seed and an empty one, for round-trip tests.
+inline surge::v1::Run MakeProbeRunWithEverything() {
+  surge::v1::Run probe = MakeRun("probe-1", 512, surge::v1::PROTOCOL_PROBE);
+  probe.set_base_lr(3e-4);
+  auto* opt = probe.mutable_optimizer();
+  opt->set_name("adamw");
+  opt->set_beta1(0.9);
+  opt->set_beta2(0.95);
+  opt->set_eps(1e-8);
+  opt->set_weight_decay(0.1);
+  auto* parent = probe.mutable_parent();
+  parent->set_checkpoint_step(1000);
+  parent->set_loss(2.75);
+  parent->set_base_run("base");
+  (*probe.mutable_labels())["model"] = "gpt-small";
+  (*probe.mutable_labels())["seed"] = "7";
+  (*probe.mutable_labels())["empty"] = "";
+  return probe;
+}
+
 inline surge::v1::Record MakeRecord(const std::string& run, int64_t step) {
   surge::v1::Record r;
   r.set_run(run);
