@@ -92,12 +92,17 @@ double Interpolate(const GridOutcome& g, double y, bool* bound) {
 // Improvement: share = dL(y) / max_j dL_j over reached points at B.
 void ImprovementEfficiency(const StageEvidence& ev, double b, double y_pred, double y_own,
                            HoldOutEfficiency* e) {
-  std::vector<std::pair<double, std::pair<double, bool>>> pts;
+  std::vector<ProbePoint> at_b;
   for (const ProbePoint& p : ev.probes) {
-    if (p.batch_size == b && p.reached) pts.push_back({std::log(p.lr), {p.improvement, false}});
+    if (p.batch_size == b) at_b.push_back(p);
   }
-  if (pts.empty()) return;
-  const GridOutcome g = Group(std::move(pts));
+  GridOutcome g;
+  for (const LrGroup& l : GroupByLr(at_b)) {  // seed means of the reached points
+    g.x.push_back(l.x);
+    g.v.push_back(l.mean);
+    g.bound.push_back(false);
+  }
+  if (g.x.empty()) return;
   const size_t k = std::max_element(g.v.begin(), g.v.end()) - g.v.begin();
   const double best = g.v[k];
   if (!(best > 0.0)) return;
