@@ -124,7 +124,7 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
   // Simonoff & Tsai 1998; the form the model weights use, here over the n
   // distinct batch sizes the spline is fitted on).
   const double max_edf = n - options.edf_margin;
-  double best_crit = HUGE_VAL, best_gcv = NAN, best_lambda = NAN, best_edf = NAN, best_e = NAN;
+  double best_crit = HUGE_VAL, best_lambda = NAN, best_edf = NAN, best_e = NAN;
   // log10(lambda / lambda0) = e: a grid 0.2 apart over [-8, 8], then 0.05
   // apart around the best.
   auto consider = [&](double e) {
@@ -139,7 +139,6 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
     const double crit = SmoothingAicc(rss, n, edf);
     if (crit < best_crit) {
       best_crit = crit;
-      best_gcv = n * rss / ((n - edf) * (n - edf));
       best_lambda = lambda;
       best_edf = edf;
       best_e = e;
@@ -168,7 +167,6 @@ absl::StatusOr<SmoothFit> FitSmoothCurve(const std::vector<FitPoint>& points,
   out.n = n_points;
   out.edf = best_edf;
   out.lambda = best_lambda;
-  out.gcv = best_gcv;
   out.curve.kind = ModelKind::kSmooth;
   out.curve.params.assign(t.data(), t.data() + n);
   out.curve.params.insert(out.curve.params.end(), g.data(), g.data() + n);

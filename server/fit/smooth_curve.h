@@ -51,7 +51,6 @@ struct SmoothFit {
   double chi2 = NAN;   // RSS_w over the original (unmerged) uncensored points
   double edf = NAN;    // tr(H)
   double lambda = NAN;
-  double gcv = NAN;    // n RSS_w / (n - edf)^2 at the chosen lambda (reported only)
   double scale = 1.0;
   int n = 0;           // uncensored points
 };
